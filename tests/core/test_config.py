@@ -1,0 +1,59 @@
+"""Every config file loads and validates; bad values fail naming the key."""
+
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from tf_contrastive.core.config import ConfigError, base_config, validate
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.py")))
+
+
+def test_there_are_configs():
+    names = {os.path.basename(p) for p in CONFIGS}
+    assert {"default.py", "instdisc_fashion_mnist.py", "instdisc_imagenet.py"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_config_loads_and_validates(path):
+    spec = importlib.util.spec_from_file_location("cfg", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = module.get_config()
+    validate(cfg)
+    assert set(cfg.keys()) == set(base_config().keys())
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("instdisc.temperature", 0.0, "instdisc.temperature"),
+    ("instdisc.loss", "hinge", "instdisc.loss"),
+    ("dataset.name", "cifar", "dataset.name"),
+    ("model.backbone", "vgg", "model.backbone"),
+    ("augment.crop_scale_min", 1.5, "augment.crop_scale_min"),
+    ("train.batch_size", 0, "train.batch_size"),
+    ("eval.knn_sigma", -1.0, "eval.knn_sigma"),
+])
+def test_bad_values_name_the_key(key, value, match):
+    cfg = base_config()
+    section, name = key.split(".")
+    setattr(cfg[section], name, value)
+    with pytest.raises(ConfigError, match=match):
+        validate(cfg)
+
+
+def test_cross_field_limits():
+    cfg = base_config()
+    with pytest.raises(ConfigError, match="num_negatives.*K=4096 must be < N=1000"):
+        validate(cfg, num_instances=1000)
+    cfg.train.batch_size = 255
+    with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
+        validate(cfg, num_replicas=2)
+
+
+def test_unknown_keys_are_rejected():
+    cfg = base_config()
+    with pytest.raises(AttributeError):
+        cfg.instdisc.temprature = 0.1  # noqa: B018 - a typo must not pass silently

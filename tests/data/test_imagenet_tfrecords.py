@@ -1,0 +1,211 @@
+"""ImageNet TFRecords: converter -> official schema -> reader, ids, and bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_contrastive.core.config import base_config
+from tf_contrastive.data import imagenet, pipeline
+from tools.build_imagenet_tfrecords import convert
+
+SYNSETS = ["n01440764", "n01443537", "n01484850"]
+
+
+def _write_image_folder(root, per_class=(5, 4, 3), val_per_class=2, seed=0):
+    rng = np.random.default_rng(seed)
+    for split, counts in (("train", per_class), ("val", [val_per_class] * len(SYNSETS))):
+        for synset, n in zip(SYNSETS, counts, strict=True):
+            d = os.path.join(root, split, synset)
+            os.makedirs(d, exist_ok=True)
+            for i in range(n):
+                h, w = rng.integers(40, 90, size=2)
+                img = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+                if i == 1:  # A PNG with a .JPEG name, as a few real ImageNet files are.
+                    data = tf.io.encode_png(img).numpy()
+                elif i == 2:  # Grayscale JPEG.
+                    data = tf.io.encode_jpeg(img[..., :1]).numpy()
+                else:
+                    data = tf.io.encode_jpeg(img).numpy()
+                with open(os.path.join(d, f"{synset}_{i}.JPEG"), "wb") as f:
+                    f.write(data)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imagefolder")
+    out = tmp_path_factory.mktemp("tfrecords")
+    _write_image_folder(str(root))
+    with open(root / "synsets.txt", "w") as f:
+        f.write("n01440764 tench, Tinca tinca\nn01443537 goldfish\n")
+    counts = convert(str(root), str(out), train_shards=3, validation_shards=2,
+                     num_threads=2, synset_text=str(root / "synsets.txt"))
+    return str(out), counts
+
+
+def _records(path):
+    out = []
+    for raw in tf.data.TFRecordDataset(path):
+        ex = tf.train.Example.FromString(raw.numpy())
+        out.append(ex.features.feature)
+    return out
+
+
+def test_shard_names_counts_and_official_keys(converted):
+    out, counts = converted
+    assert sorted(os.listdir(out)) == sorted(
+        ["record_counts.json"] + [f"train-0000{i}-of-00003" for i in range(3)]
+        + [f"validation-0000{i}-of-00002" for i in range(2)])
+    assert sum(v["records"] for k, v in counts.items() if k.startswith("train")) == 12
+    assert sum(v["records"] for k, v in counts.items() if k.startswith("validation")) == 6
+    with open(os.path.join(out, "record_counts.json")) as f:
+        assert json.load(f) == counts
+    official = {"image/encoded", "image/class/label", "image/class/synset", "image/class/text",
+                "image/height", "image/width", "image/format", "image/filename",
+                "image/colorspace", "image/channels"}
+    labels, texts = [], {}
+    for shard in sorted(os.listdir(out)):
+        if shard.startswith("train"):
+            for feat in _records(os.path.join(out, shard)):
+                assert official <= set(feat.keys())
+                enc = feat["image/encoded"].bytes_list.value[0]
+                assert enc[:3] == b"\xff\xd8\xff"  # PNG and grayscale re-encoded as JPEG
+                img = tf.io.decode_jpeg(enc)
+                assert img.shape[2] == 3
+                assert img.shape[0] == feat["image/height"].int64_list.value[0]
+                assert img.shape[1] == feat["image/width"].int64_list.value[0]
+                label = feat["image/class/label"].int64_list.value[0]
+                synset = feat["image/class/synset"].bytes_list.value[0].decode()
+                assert label == SYNSETS.index(synset) + 1  # 1-based
+                labels.append(label)
+                texts[synset] = feat["image/class/text"].bytes_list.value[0].decode()
+    assert sorted(labels) == [1] * 5 + [2] * 4 + [3] * 3
+    assert texts["n01440764"] == "tench, Tinca tinca"
+
+
+def _cfg(data_dir, **ds):
+    cfg = base_config()
+    cfg.dataset.name = "imagenet"
+    cfg.dataset.data_dir = data_dir
+    cfg.dataset.image_size = 32
+    cfg.dataset.shuffle_buffer = 4
+    cfg.train.batch_size = 4
+    cfg.eval.batch_size = 5
+    for k, v in ds.items():
+        setattr(cfg.dataset, k, v)
+    return cfg
+
+
+def test_derived_ids_equal_written_ids_and_are_stable(converted):
+    out, _ = converted
+    pipeline._imagenet_index.cache_clear()
+    cfg = _cfg(out)
+    seen = {}
+    for _ in range(2):  # Two passes: the same image gets the same id.
+        for b in pipeline.build_dataset(cfg, split="train", training=False):
+            for idx, img in zip(b["index"].numpy(), b["image"].numpy(), strict=True):
+                if idx in seen:
+                    np.testing.assert_array_equal(seen[idx], img)
+                seen[idx] = img
+    assert sorted(seen) == list(range(12))
+    files = imagenet.shard_files(out, "train")
+    offsets, total = imagenet.shard_offsets(files)
+    assert total == 12
+    for f, off in zip(files, offsets, strict=True):
+        for pos, feat in enumerate(_records(f)):
+            assert feat["image/id"].int64_list.value[0] == off + pos
+
+
+def test_training_batches_cover_every_id_once_per_epoch(converted):
+    out, _ = converted
+    pipeline._imagenet_index.cache_clear()
+    cfg = _cfg(out)
+    ds = pipeline.build_dataset(cfg, view_kind="pair")
+    it = iter(ds)
+    epoch = [next(it) for _ in range(3)]  # 12 images / batch 4
+    ids = np.concatenate([b["index"].numpy() for b in epoch])
+    assert sorted(ids) == list(range(12))
+    b = epoch[0]
+    assert b["view_0"].shape == (4, 32, 32, 3) and b["view_1"].shape == (4, 32, 32, 3)
+    assert 0.0 <= float(tf.reduce_min(b["view_0"])) and float(tf.reduce_max(b["view_0"])) <= 1.0
+    assert not np.allclose(b["view_0"].numpy(), b["view_1"].numpy())
+    # Resuming at epoch 1 reads exactly what the uninterrupted stream reads next.
+    cont = [next(it) for _ in range(3)]
+    resumed = iter(pipeline.build_dataset(cfg, view_kind="pair", start_epoch=1))
+    for a in cont:
+        r = next(resumed)
+        np.testing.assert_array_equal(a["index"].numpy(), r["index"].numpy())
+        np.testing.assert_allclose(a["view_0"].numpy(), r["view_0"].numpy())
+
+
+def test_counts_cache_is_written_for_official_data_without_one(converted, tmp_path):
+    out, _ = converted
+    data = tmp_path / "official"
+    data.mkdir()
+    for name in os.listdir(out):
+        if name.startswith("train"):
+            (data / name).write_bytes(open(os.path.join(out, name), "rb").read())
+    files = imagenet.shard_files(str(data), "train")
+    offsets, total = imagenet.shard_offsets(files)
+    assert total == 12 and offsets[0] == 0
+    assert (data / "record_counts.json").exists()
+
+
+def _copy_with(tmp_path, out, mutate):
+    data = tmp_path / "bad"
+    data.mkdir()
+    for name in os.listdir(out):
+        if name.endswith("json"):
+            continue
+        (data / name).write_bytes(open(os.path.join(out, name), "rb").read())
+    return data, mutate(data)
+
+
+def test_truncated_shard_error_names_the_file(converted, tmp_path):
+    out, _ = converted
+
+    def truncate(d):
+        p = d / "train-00001-of-00003"
+        p.write_bytes(p.read_bytes()[:-100])
+        return str(p)
+
+    data, bad = _copy_with(tmp_path, out, truncate)
+    pipeline._imagenet_index.cache_clear()
+    with pytest.raises(ValueError, match="train-00001-of-00003.*truncated"):
+        pipeline.describe(_cfg(str(data)).dataset)
+
+
+def _rewrite_record(d, shard, index, encoded=None, drop_encoded=False):
+    p = d / shard
+    recs = [r.numpy() for r in tf.data.TFRecordDataset(str(p))]
+    ex = tf.train.Example.FromString(recs[index])
+    if drop_encoded:
+        del ex.features.feature["image/encoded"]
+    else:
+        ex.features.feature["image/encoded"].bytes_list.value[0] = encoded
+    recs[index] = ex.SerializeToString()
+    with tf.io.TFRecordWriter(str(p)) as w:
+        for r in recs:
+            w.write(r)
+    return str(p)
+
+
+@pytest.mark.parametrize("kind,reason", [("png", "not a JPEG"), ("missing", "no image/encoded")])
+def test_bad_record_error_names_file_and_position(converted, tmp_path, kind, reason):
+    out, _ = converted
+    png = tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy()
+    data, bad = _copy_with(tmp_path, out, lambda d: _rewrite_record(
+        d, "train-00000-of-00003", 1, encoded=png, drop_encoded=kind == "missing"))
+    pipeline._imagenet_index.cache_clear()
+    cfg = _cfg(str(data))
+    with pytest.raises(tf.errors.InvalidArgumentError) as err:
+        for _ in pipeline.build_dataset(cfg, split="train", training=False):
+            pass
+    assert "train-00000-of-00003: record 1" in str(err.value) and reason in str(err.value)
+    # Opt-in skipping drops exactly that record and says so.
+    cfg.dataset.skip_bad_records = True
+    ids = np.concatenate([b["index"].numpy() for b in
+                          pipeline.build_dataset(cfg, split="train", training=False)])
+    assert sorted(ids) == [i for i in range(12) if i != 1]

@@ -1,0 +1,124 @@
+"""The training binary end to end on the smoke config: train, resume, monitor, export."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_contrastive import train
+from tf_contrastive.core import checkpoint as ckpt_lib
+from tf_contrastive.core import distribute
+from tf_contrastive.data import pipeline
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _smoke_cfg():
+    sys.path.insert(0, os.path.join(ROOT, "configs"))
+    try:
+        import smoke_instdisc_digits
+    finally:
+        sys.path.pop(0)
+    return smoke_instdisc_digits.get_config()
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    cfg = _smoke_cfg()
+    cfg.train.epochs = 1
+    results = train.run(cfg, workdir, verbose=0)
+    return cfg, workdir, results
+
+
+def _restored(cfg, workdir, number=None):
+    """A fresh model restored from the latest checkpoint (or ckpt-<number>)."""
+    info = pipeline.describe(cfg.dataset)
+    strategy = distribute.make_strategy("default")
+    model, optimizer = train.build_model(cfg, strategy, info,
+                                         pipeline.steps_per_epoch(cfg, info))
+    rc = ckpt_lib.RunCheckpoint(os.path.join(workdir, "checkpoints"), model, optimizer)
+    if number is None:
+        return model, optimizer, rc.restore_latest()
+    rc.checkpoint.restore(os.path.join(workdir, "checkpoints", f"ckpt-{number}")).expect_partial()
+    return model, optimizer, number
+
+
+def test_first_run_writes_config_results_checkpoint(first_run):
+    cfg, workdir, results = first_run
+    assert json.load(open(os.path.join(workdir, "config.json")))["method"] == "instdisc"
+    assert 0.0 <= results["knn_top1"] <= 1.0 and np.isfinite(results["final_loss"])
+    assert json.load(open(os.path.join(workdir, "results.json")))["knn_top1"] == results["knn_top1"]
+    assert os.path.exists(os.path.join(workdir, "checkpoints", "checkpoint"))
+
+
+def test_restore_gives_back_bank_z_and_optimizer_state_exactly(first_run):
+    cfg, workdir, _ = first_run
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    saved = {name: reader.get_tensor(name) for name, _ in reader.get_variable_to_shape_map().items()}
+    model, optimizer, epoch = _restored(cfg, workdir)
+    assert epoch == 1
+    bank_key = [k for k in saved if "bank" in k and "features" in k and "OPTIMIZER" not in k]
+    z_key = [k for k in saved if k.startswith("model/z/")]
+    assert len(bank_key) == 1 and len(z_key) == 1
+    np.testing.assert_array_equal(model.bank.features.numpy(), saved[bank_key[0]])
+    assert float(model.z.numpy()) == float(saved[z_key[0]]) > 0  # estimated, then frozen
+    assert int(optimizer.iterations.numpy()) == cfg.train.steps_per_epoch
+    assert np.all(model.bank.labels.numpy() >= 0)  # the warm start saw every row
+
+
+def test_rerun_resumes_from_the_checkpoint(first_run, capsys):
+    cfg, workdir, _ = first_run
+    before_model, _, _ = _restored(cfg, workdir)
+    bank_before = before_model.bank.features.numpy()
+    cfg2 = _smoke_cfg()
+    cfg2.train.epochs = 2
+    results = train.run(cfg2, workdir, verbose=0)
+    assert "resuming from" in capsys.readouterr().out
+    assert results["trained_epochs_this_run"] == 1
+    after_model, optimizer, epoch = _restored(cfg2, workdir)
+    assert epoch == 2 and int(optimizer.iterations.numpy()) == 2 * cfg.train.steps_per_epoch
+    assert not np.array_equal(after_model.bank.features.numpy(), bank_before)
+
+
+def test_tensorboard_has_losses_lr_knn_and_view_grid(first_run):
+    _, workdir, _ = first_run
+    tags = set()
+    for path in glob.glob(os.path.join(workdir, "tensorboard", "**", "events.*"), recursive=True):
+        for raw in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(raw.numpy())
+            tags.update(v.tag for v in event.summary.value)
+    assert {"epoch_loss", "lr", "nce/Z", "bank/mean_norm", "eval/knn_top1",
+            "views/image"} <= tags
+
+
+def test_export_reloads_in_a_fresh_process_with_same_embeddings(first_run, tmp_path):
+    cfg, workdir, results = first_run
+    export = results["export"]
+    images = np.random.default_rng(0).integers(0, 255, size=(7, 8, 8, 1), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf, sys
+        assert not any(m.startswith("tf_contrastive") for m in sys.modules)
+        m = tf.saved_model.load({export!r})
+        x = tf.constant(np.load({str(tmp_path / "images.npy")!r}))
+        out = m.signatures["serving_default"](images=x)["embeddings"].numpy()
+        np.save({str(tmp_path / "out.npy")!r}, out)
+        print(sorted(m.signatures.keys()))
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=str(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "embed_images" in proc.stdout and "serving_default" in proc.stdout
+    served = np.load(tmp_path / "out.npy")
+    model, _, _ = _restored(cfg, workdir, number=1)
+    direct = model.encoder(tf.cast(images, tf.float32) / 255.0, training=False).numpy()
+    np.testing.assert_allclose(served, direct, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, rtol=1e-5)

@@ -1,0 +1,1 @@
+"""Shared infrastructure: config, distribution, schedules, checkpoints, summaries, export."""

@@ -1,0 +1,81 @@
+"""Checkpoints that resume: model (with its banks and Z), optimizer, epoch.
+
+``tf.train.CheckpointManager`` writes the data files first and the ``checkpoint``
+index last, so a crash during a save leaves the previous checkpoint the latest.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+
+class RunCheckpoint:
+    """Owns the tf.train.Checkpoint of a run and the epoch counter it restores."""
+
+    def __init__(self, directory: str, model: keras.Model,
+                 optimizer: keras.optimizers.Optimizer, max_to_keep: int = 3):
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
+        self.directory = directory
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
+                                                  max_to_keep=max_to_keep)
+
+    def restore_latest(self) -> int:
+        """Restores the newest checkpoint if there is one; returns the epoch to start at."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.epoch.numpy())
+
+    def save(self, epoch: int) -> str:
+        self.epoch.assign(epoch)
+        return self.manager.save(checkpoint_number=epoch)
+
+
+class SaveEveryEpoch(keras.callbacks.Callback):
+    """Saves after every epoch (after the other callbacks have logged it)."""
+
+    def __init__(self, run_checkpoint: RunCheckpoint):
+        super().__init__()
+        self.run_checkpoint = run_checkpoint
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.run_checkpoint.save(epoch + 1)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops with an error naming the step when the loss is NaN or infinite.
+
+    Raising (rather than Keras's TerminateOnNaN quietly stopping) means no
+    checkpoint is written from the bad state: the last good one stays latest.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not tf.math.is_finite(tf.convert_to_tensor(loss)):
+            raise FloatingPointError(
+                f"non-finite loss {float(loss)} at epoch {self.epoch + 1}, step {batch + 1}; "
+                "training stopped, the last checkpoint is untouched")
+
+
+def check_writable(workdir: str) -> None:
+    """Fails before any training when the work dir cannot be written."""
+    try:
+        tf.io.gfile.makedirs(workdir)
+        probe = os.path.join(workdir, ".write_probe")
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("ok" * 512)
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        raise OSError(f"--workdir {workdir}: not writable ({e})") from e

@@ -1,0 +1,157 @@
+"""Configuration schema shared by every method, and its validation.
+
+Config files in ``configs/`` start from :func:`base_config` and override what
+they need. :func:`validate` runs before any work so that a typo or an
+impossible value fails with a message naming the key, not deep inside a graph.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet")
+KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
+KNOWN_SCHEDULES = ("cosine", "step", "constant")
+KNOWN_STRATEGIES = ("default", "mirrored")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, mistyped or out of range."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every key any method reads, with the defaults of a small CPU run."""
+    c = ml_collections.ConfigDict()
+    c.method = "instdisc"
+    c.seed = 0
+    c.strategy = "default"
+    c.jit_compile = False
+
+    c.dataset = ml_collections.ConfigDict()
+    c.dataset.name = "fashion_mnist"
+    # Directory of TFRecord shards (imagenet) or of the IDX files (fashion_mnist;
+    # empty means the Debian package location, then Keras's cache).
+    c.dataset.data_dir = ""
+    c.dataset.image_size = 28
+    # Use only the first N training / evaluation examples (0 = all). For smoke runs.
+    c.dataset.train_limit = 0
+    c.dataset.eval_limit = 0
+    # Skip undecodable records (logged with their file) instead of failing.
+    c.dataset.skip_bad_records = False
+    c.dataset.shuffle_buffer = 10_000
+
+    c.augment = ml_collections.ConfigDict()
+    c.augment.crop_scale_min = 0.2
+    c.augment.crop_scale_max = 1.0
+    c.augment.flip = True
+    c.augment.color_jitter = 0.4
+    c.augment.grayscale_prob = 0.2
+
+    c.model = ml_collections.ConfigDict()
+    c.model.backbone = "resnet18_cifar"
+    c.model.width = 64
+    c.model.embedding_dim = 128
+
+    c.instdisc = ml_collections.ConfigDict()
+    c.instdisc.loss = "nce"  # "nce" or "softmax"
+    c.instdisc.num_negatives = 4096
+    c.instdisc.temperature = 0.07
+    c.instdisc.momentum = 0.5
+    c.instdisc.shared_negatives = False
+    # 0 keeps Z frozen after the first batch (the paper); >0 is an EMA factor.
+    c.instdisc.z_momentum = 0.0
+    c.instdisc.warm_start = False
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.name = "sgd"
+    # Learning rate for a global batch of 256; scaled linearly with the batch.
+    c.optimizer.learning_rate = 0.03
+    c.optimizer.momentum = 0.9
+    c.optimizer.weight_decay = 1e-4
+    c.optimizer.schedule = "cosine"
+    c.optimizer.warmup_epochs = 0
+    c.optimizer.decay_epochs = (120, 160)
+    c.optimizer.decay_rate = 0.1
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 256
+    c.train.epochs = 200
+    # 0 = one pass over the training set (drop remainder).
+    c.train.steps_per_epoch = 0
+    c.train.log_every_steps = 50
+    c.train.checkpoints_to_keep = 3
+    c.train.export = True
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.knn_k = 200
+    c.eval.knn_sigma = 0.07
+    c.eval.every_epochs = 1
+    c.eval.batch_size = 512
+    c.lock()  # New keys (typos) raise; existing keys can still be overridden.
+    return c
+
+
+def _fail(key: str, msg: str) -> None:
+    raise ConfigError(f"config.{key}: {msg}")
+
+
+def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
+             num_replicas: int = 1) -> None:
+    """Checks ranges and cross-field constraints; raises ConfigError naming the key."""
+    if cfg.dataset.name not in KNOWN_DATASETS:
+        _fail("dataset.name", f"{cfg.dataset.name!r} is not one of {KNOWN_DATASETS}")
+    if cfg.model.backbone not in KNOWN_BACKBONES:
+        _fail("model.backbone", f"{cfg.model.backbone!r} is not one of {KNOWN_BACKBONES}")
+    if cfg.optimizer.schedule not in KNOWN_SCHEDULES:
+        _fail("optimizer.schedule", f"{cfg.optimizer.schedule!r} is not one of {KNOWN_SCHEDULES}")
+    if cfg.strategy not in KNOWN_STRATEGIES:
+        _fail("strategy", f"{cfg.strategy!r} is not one of {KNOWN_STRATEGIES}")
+    if cfg.dataset.image_size < 8:
+        _fail("dataset.image_size", f"must be >= 8, got {cfg.dataset.image_size}")
+    if not 0 < cfg.augment.crop_scale_min <= cfg.augment.crop_scale_max <= 1:
+        _fail("augment.crop_scale_min",
+              "need 0 < crop_scale_min <= crop_scale_max <= 1, got "
+              f"{cfg.augment.crop_scale_min}, {cfg.augment.crop_scale_max}")
+    if not 0 <= cfg.augment.grayscale_prob <= 1:
+        _fail("augment.grayscale_prob", f"must be in [0, 1], got {cfg.augment.grayscale_prob}")
+    if cfg.augment.color_jitter < 0:
+        _fail("augment.color_jitter", f"must be >= 0, got {cfg.augment.color_jitter}")
+    if cfg.model.width < 1:
+        _fail("model.width", f"must be >= 1, got {cfg.model.width}")
+    if cfg.model.embedding_dim < 1:
+        _fail("model.embedding_dim", f"must be >= 1, got {cfg.model.embedding_dim}")
+    if cfg.train.batch_size < 1:
+        _fail("train.batch_size", f"must be >= 1, got {cfg.train.batch_size}")
+    if cfg.train.batch_size % num_replicas:
+        _fail("train.batch_size",
+              f"{cfg.train.batch_size} is not divisible by the {num_replicas} replicas")
+    if cfg.train.epochs < 1:
+        _fail("train.epochs", f"must be >= 1, got {cfg.train.epochs}")
+    if cfg.train.steps_per_epoch < 0:
+        _fail("train.steps_per_epoch", f"must be >= 0, got {cfg.train.steps_per_epoch}")
+    if cfg.optimizer.learning_rate <= 0:
+        _fail("optimizer.learning_rate", f"must be > 0, got {cfg.optimizer.learning_rate}")
+    if cfg.optimizer.weight_decay < 0:
+        _fail("optimizer.weight_decay", f"must be >= 0, got {cfg.optimizer.weight_decay}")
+    if cfg.eval.knn_k < 1:
+        _fail("eval.knn_k", f"must be >= 1, got {cfg.eval.knn_k}")
+    if cfg.eval.knn_sigma <= 0:
+        _fail("eval.knn_sigma", f"must be > 0, got {cfg.eval.knn_sigma}")
+    d = cfg.instdisc
+    if d.loss not in ("nce", "softmax"):
+        _fail("instdisc.loss", f"{d.loss!r} is not one of ('nce', 'softmax')")
+    if d.temperature <= 0:
+        _fail("instdisc.temperature", f"must be > 0, got {d.temperature}")
+    if not 0 <= d.momentum < 1:
+        _fail("instdisc.momentum", f"must be in [0, 1), got {d.momentum}")
+    if not 0 <= d.z_momentum < 1:
+        _fail("instdisc.z_momentum", f"must be in [0, 1), got {d.z_momentum}")
+    if d.num_negatives < 1:
+        _fail("instdisc.num_negatives", f"must be >= 1, got {d.num_negatives}")
+    if num_instances is not None:
+        if num_instances < cfg.train.batch_size:
+            _fail("train.batch_size",
+                  f"{cfg.train.batch_size} exceeds the {num_instances} training examples")
+        if cfg.method == "instdisc" and d.num_negatives >= num_instances:
+            _fail("instdisc.num_negatives",
+                  f"K={d.num_negatives} must be < N={num_instances} training examples")

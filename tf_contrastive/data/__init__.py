@@ -1,0 +1,1 @@
+"""Input pipelines: decoders, augmentations, view makers and build_dataset."""

@@ -1,0 +1,170 @@
+"""ImageNet TFRecords in the official TensorFlow schema, and stable instance ids.
+
+Records follow ``build_imagenet_data.py`` from tensorflow/models (keys below;
+labels 1-based, 1..1000; shards ``train-00000-of-01024``). Our converter adds
+``image/id``, but the official files have no id, so ids are derived from the
+sorted shard list and each record's position in its shard: shard s starts at
+the sum of the record counts of the shards before it. The counts are computed
+once and cached in ``record_counts.json`` beside the data (or, if that folder
+is read-only, under ``~/.cache/tf_contrastive``). The cache also stores each
+shard's byte size, so a shard truncated after counting is noticed and
+re-counted, which names the file in the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+COUNTS_FILE = "record_counts.json"
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+FEATURES = {
+    "image/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    "image/id": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+}
+
+
+def _bytes(v: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+
+def _int(v: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+
+
+def make_example(encoded: bytes, label: int, synset: str, text: str, height: int,
+                 width: int, filename: str, instance_id: int | None = None) -> bytes:
+    """One serialized tf.train.Example in the official schema (label is 1-based)."""
+    feats = {
+        "image/height": _int(height),
+        "image/width": _int(width),
+        "image/colorspace": _bytes(b"RGB"),
+        "image/channels": _int(3),
+        "image/class/label": _int(label),
+        "image/class/synset": _bytes(synset.encode()),
+        "image/class/text": _bytes(text.encode()),
+        "image/format": _bytes(b"JPEG"),
+        "image/filename": _bytes(filename.encode()),
+        "image/encoded": _bytes(encoded),
+    }
+    if instance_id is not None:
+        feats["image/id"] = _int(instance_id)
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+def shard_files(data_dir: str, split: str) -> list[str]:
+    """Sorted shard paths ``<data_dir>/<split>-*-of-*``; an empty match is an error."""
+    prefix = "validation" if split in ("validation", "test", "eval") else split
+    pattern = os.path.join(data_dir, f"{prefix}-*-of-*")
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"config.dataset.data_dir: no TFRecord shards match {pattern}")
+    return files
+
+
+def count_records(path: str) -> int:
+    """Reads a whole shard; a truncated or corrupt one raises naming ``path``."""
+    n = 0
+    try:
+        for _ in tf.data.TFRecordDataset(path):
+            n += 1
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
+        raise ValueError(f"{path}: corrupt or truncated TFRecord after {n} records "
+                         f"({e.message.splitlines()[0]})") from e
+    return n
+
+
+def _cache_paths(data_dir: str) -> list[str]:
+    key = hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:16]
+    home = os.path.join(os.path.expanduser("~"), ".cache", "tf_contrastive")
+    return [os.path.join(data_dir, COUNTS_FILE), os.path.join(home, f"counts-{key}.json")]
+
+
+def _load_counts(data_dir: str) -> dict:
+    for p in _cache_paths(data_dir):
+        if tf.io.gfile.exists(p):
+            with tf.io.gfile.GFile(p) as f:
+                try:
+                    return json.load(f)
+                except json.JSONDecodeError:
+                    continue  # A half-written cache is recomputed.
+    return {}
+
+
+def _store_counts(data_dir: str, counts: dict) -> None:
+    for p in _cache_paths(data_dir):
+        try:
+            tf.io.gfile.makedirs(os.path.dirname(p))
+            tmp = p + ".tmp"
+            with tf.io.gfile.GFile(tmp, "w") as f:
+                json.dump(counts, f, indent=1, sort_keys=True)
+            tf.io.gfile.rename(tmp, p, overwrite=True)
+            return
+        except (tf.errors.OpError, OSError):
+            continue
+
+
+def record_counts(files: list[str]) -> list[int]:
+    """Record count of each shard, from the cache when its byte size still matches."""
+    if not files:
+        return []
+    data_dir = os.path.dirname(files[0])
+    cache = _load_counts(data_dir)
+    changed = False
+    counts = []
+    for path in files:
+        name = os.path.basename(path)
+        size = tf.io.gfile.stat(path).length
+        entry = cache.get(name)
+        if not entry or entry.get("bytes") != size:
+            entry = {"records": count_records(path), "bytes": size}
+            cache[name] = entry
+            changed = True
+        counts.append(int(entry["records"]))
+    if changed:
+        _store_counts(data_dir, cache)
+    return counts
+
+
+def shard_offsets(files: list[str]) -> tuple[list[int], int]:
+    """(first id of each shard, total records) for the sorted shard list."""
+    counts = record_counts(files)
+    offsets, total = [], 0
+    for c in counts:
+        offsets.append(total)
+        total += c
+    return offsets, total
+
+
+def parse_record(serialized: tf.Tensor, position: tf.Tensor, filename: tf.Tensor,
+                 skip_bad: bool):
+    """Parses one record -> (jpeg bytes, 0-based label, ok flag).
+
+    A missing ``image/encoded`` or a payload that is not a JPEG raises an error
+    naming the shard and the record position, unless ``skip_bad`` is set, in
+    which case ``ok`` is False and a warning naming them is printed.
+    """
+    ex = tf.io.parse_single_example(serialized, FEATURES)
+    encoded = ex["image/encoded"]
+    has_image = tf.strings.length(encoded) > 0
+    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
+    ok = tf.logical_and(has_image, is_jpeg)
+    where = tf.strings.join([filename, ": record ", tf.strings.as_string(position)])
+    reason = tf.where(has_image, "payload is not a JPEG", "record has no image/encoded")
+    if skip_bad:
+        def warn():
+            tf.print("skipping bad record:", where, "-", reason, output_stream=sys.stderr)
+            return ok
+        ok = tf.cond(ok, lambda: ok, warn)
+    else:
+        check = tf.debugging.Assert(ok, ["bad ImageNet record:", where, reason], summarize=1)
+        with tf.control_dependencies([check]):
+            encoded = tf.identity(encoded)
+    label = tf.cast(ex["image/class/label"], tf.int32) - 1
+    return encoded, label, ok

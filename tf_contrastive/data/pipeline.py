@@ -1,0 +1,271 @@
+"""build_dataset: decoder -> views -> one generic tf.data pipeline.
+
+The batch-dict contract between data and methods:
+
+* training batches hold the view keys of ``VIEWS[view_kind]`` (``image`` for one
+  view; ``view_0``/``view_1`` for two), float32 [B, H, W, C] in [0, 1], plus
+  ``index`` (int32 instance id, the memory-bank row) and ``label`` (int32,
+  0-based; -1 where unknown);
+* evaluation batches hold ``image`` (center view), ``label`` and ``index``.
+
+Training order and augmentation are pure functions of (config seed, epoch,
+position), so a run restarted at epoch e reads exactly what an uninterrupted
+run reads from epoch e on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from tf_contrastive.data import arrays, augment, imagenet
+
+VIEWS = {"single": ("image",), "pair": ("view_0", "view_1")}
+_EPOCHS_FOREVER = 1 << 30
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a method needs to know about its data before building a model."""
+
+    num_train: int
+    num_eval: int
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_arrays(name: str, split: str, data_dir: str, limit: int):
+    images, labels = arrays.load_arrays(name, split, data_dir)
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    return images, labels
+
+
+def _arrays(ds_cfg, split: str):
+    limit = ds_cfg.train_limit if split == "train" else ds_cfg.eval_limit
+    return _cached_arrays(ds_cfg.name, split, ds_cfg.data_dir, int(limit))
+
+
+@functools.lru_cache(maxsize=8)
+def _imagenet_index(data_dir: str, split: str):
+    files = imagenet.shard_files(data_dir, split)
+    offsets, total = imagenet.shard_offsets(files)
+    return files, offsets, total
+
+
+def describe(ds_cfg) -> DatasetInfo:
+    """Sizes, classes and input shape of the configured dataset."""
+    size = int(ds_cfg.image_size)
+    if ds_cfg.name == "imagenet":
+        _, _, n_train = _imagenet_index(ds_cfg.data_dir, "train")
+        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation")
+        if ds_cfg.train_limit:
+            n_train = min(n_train, int(ds_cfg.train_limit))
+        if ds_cfg.eval_limit:
+            n_eval = min(n_eval, int(ds_cfg.eval_limit))
+        return DatasetInfo(n_train, n_eval, 1000, (size, size, 3),
+                           augment.IMAGENET_MEAN, augment.IMAGENET_STD)
+    x_train, y_train = _arrays(ds_cfg, "train")
+    x_eval, _ = _arrays(ds_cfg, "test")
+    x = x_train.astype(np.float32) / 255.0
+    return DatasetInfo(len(x_train), len(x_eval), int(y_train.max()) + 1,
+                       (size, size, x_train.shape[-1]),
+                       (float(x.mean()),), (float(x.std()),))
+
+
+def steps_per_epoch(cfg, info: DatasetInfo) -> int:
+    """Configured steps, or one pass over the training set with the remainder dropped."""
+    if cfg.train.steps_per_epoch:
+        return int(cfg.train.steps_per_epoch)
+    steps = info.num_train // cfg.train.batch_size
+    if steps < 1:
+        raise ValueError(f"config.train.batch_size: {cfg.train.batch_size} is larger than "
+                         f"the {info.num_train} training examples")
+    return steps
+
+
+def _pipelines(ctx: tf.distribute.InputContext | None) -> tuple[int, int, int]:
+    """(number of input pipelines, this pipeline's id, replicas it feeds)."""
+    if ctx is None:
+        return 1, 0, 1
+    return (ctx.num_input_pipelines, ctx.input_pipeline_id,
+            max(ctx.num_replicas_in_sync // ctx.num_input_pipelines, 1))
+
+
+def _batch_seed(cfg, epoch, batch_no, pipeline_id: int) -> tf.Tensor:
+    a = tf.cast(cfg.seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64)
+    b = tf.cast(batch_no, tf.int64) * 4096 + pipeline_id
+    return tf.stack([a, b])
+
+
+def _finish_views(cfg, view_kind: str, crops: list[tf.Tensor], seed: tf.Tensor) -> dict:
+    """Photometric augmentation of each (already cropped) view batch."""
+    out = {}
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=len(crops)))
+    for key, crop, s in zip(VIEWS[view_kind], crops, seeds, strict=True):
+        out[key] = augment.photometric(crop, s, cfg.augment)
+    return out
+
+
+def _array_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
+    images, labels = _arrays(cfg.dataset, "train")
+    n = len(images)
+    images_t = tf.constant(images)
+    labels_t = tf.constant(labels)
+    n_pipe, pipe_id, _ = _pipelines(ctx)
+    per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
+    size = cfg.dataset.image_size
+    scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
+    n_views = len(VIEWS[view_kind])
+
+    def one_epoch(epoch):
+        noise = tf.random.stateless_uniform([n], tf.stack([tf.cast(cfg.seed, tf.int64), epoch]))
+        order = tf.cast(tf.argsort(noise), tf.int32)[: steps * global_batch]
+        ds = tf.data.Dataset.from_tensor_slices(order).shard(n_pipe, pipe_id)
+        ds = ds.batch(per_replica, drop_remainder=True).enumerate()
+
+        def make(batch_no, ids):
+            seed = _batch_seed(cfg, epoch, batch_no, pipe_id)
+            crop_seeds = tf.unstack(tf.random.experimental.stateless_split(seed, n_views + 1))
+            x = tf.cast(tf.gather(images_t, ids), tf.float32) / 255.0
+            crops = [augment.random_resized_crop(x, s, size, scale) for s in crop_seeds[1:]]
+            out = _finish_views(cfg, view_kind, crops, crop_seeds[0])
+            out["index"] = ids
+            out["label"] = tf.gather(labels_t, ids)
+            return out
+
+        return ds.map(make, num_parallel_calls=AUTOTUNE)
+
+    return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
+
+
+def _record_reader(skip_bad: bool):
+    def read(path, offset):
+        ds = tf.data.TFRecordDataset(path, buffer_size=8 << 20)
+        if skip_bad:  # A truncated shard ends early; the error is logged by TF.
+            ds = ds.ignore_errors(log_warning=True)
+        ds = ds.enumerate()
+        return ds.map(lambda pos, rec: (rec, offset + pos, pos, path))
+    return read
+
+
+def _imagenet_records(cfg, split, ctx, shuffle_seed=None):
+    """(serialized, id, position, path) for this pipeline's shards."""
+    files, offsets, _ = _imagenet_index(cfg.dataset.data_dir, split)
+    n_pipe, pipe_id, _ = _pipelines(ctx)
+    if len(files) < n_pipe:
+        raise ValueError(f"{cfg.dataset.data_dir}: {len(files)} {split} shards cannot be "
+                         f"split across {n_pipe} input pipelines")
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files), tf.constant(offsets, tf.int64))).shard(n_pipe, pipe_id)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(files), seed=shuffle_seed)
+    return ds.interleave(_record_reader(cfg.dataset.skip_bad_records),
+                         cycle_length=min(16, len(files)), num_parallel_calls=AUTOTUNE,
+                         deterministic=True)
+
+
+def _parse(cfg, limit):
+    def parse(rec, ident, pos, path):
+        encoded, label, ok = imagenet.parse_record(rec, pos, path, cfg.dataset.skip_bad_records)
+        if limit:
+            ok = tf.logical_and(ok, ident < limit)
+        return {"encoded": encoded, "label": label, "index": tf.cast(ident, tf.int32), "ok": ok}
+    return parse
+
+
+def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
+    n_pipe, pipe_id, replicas_here = _pipelines(ctx)
+    per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
+    size = cfg.dataset.image_size
+    scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
+    n_views = len(VIEWS[view_kind])
+
+    def one_epoch(epoch):
+        epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
+        ds = _imagenet_records(cfg, "train", ctx, shuffle_seed=epoch_seed)
+        ds = ds.shuffle(cfg.dataset.shuffle_buffer, seed=epoch_seed)
+        ds = ds.map(_parse(cfg, cfg.dataset.train_limit), num_parallel_calls=AUTOTUNE)
+        ds = ds.filter(lambda r: r["ok"])
+
+        def crop(r):
+            seed = tf.stack([epoch_seed, tf.cast(r["index"], tf.int64)])
+            seeds = tf.unstack(tf.random.experimental.stateless_split(seed, n_views))
+            crops = [augment.decode_and_random_crop(r["encoded"], s, size, scale) for s in seeds]
+            return {"crops": tf.stack(crops), "index": r["index"], "label": r["label"]}
+
+        ds = ds.map(crop, num_parallel_calls=AUTOTUNE)
+        ds = ds.batch(per_replica, drop_remainder=True).enumerate()
+
+        def finish(batch_no, b):
+            crops = tf.unstack(b["crops"], axis=1)
+            out = _finish_views(cfg, view_kind, crops, _batch_seed(cfg, epoch, batch_no, pipe_id))
+            out["index"], out["label"] = b["index"], b["label"]
+            return out
+
+        ds = ds.map(finish, num_parallel_calls=AUTOTUNE)
+        return ds.take(steps * replicas_here)
+
+    return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
+
+
+def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
+                  split: str = "train", training: bool = True, view_kind: str = "single",
+                  start_epoch: int = 0) -> tf.data.Dataset:
+    """The dataset for one input pipeline (pass to distribute_datasets_from_function).
+
+    ``training=True`` gives an endless stream of augmented training batches
+    starting at ``start_epoch``; ``training=False`` gives one ordered pass over
+    ``split`` with the evaluation view and per-replica batches of
+    ``cfg.eval.batch_size`` (global).
+    """
+    if view_kind not in VIEWS:
+        raise ValueError(f"unknown view kind {view_kind!r}; known: {sorted(VIEWS)}")
+    info = describe(cfg.dataset)
+    if training:
+        steps = steps_per_epoch(cfg, info)
+        maker = _imagenet_train if cfg.dataset.name == "imagenet" else _array_train
+        ds = maker(cfg, view_kind, input_context, start_epoch, cfg.train.batch_size, steps)
+    else:
+        ds = _eval_dataset(cfg, split, input_context)
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = True
+    options.autotune.enabled = True
+    return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def _eval_dataset(cfg, split, ctx):
+    per_replica = (ctx.get_per_replica_batch_size(cfg.eval.batch_size) if ctx
+                   else cfg.eval.batch_size)
+    size = cfg.dataset.image_size
+    if cfg.dataset.name == "imagenet":
+        limit = cfg.dataset.train_limit if split == "train" else cfg.dataset.eval_limit
+        ds = _imagenet_records(cfg, "train" if split == "train" else "validation", ctx)
+        ds = ds.map(_parse(cfg, limit), num_parallel_calls=AUTOTUNE)
+        ds = ds.filter(lambda r: r["ok"])
+
+        def center(r):
+            return {"image": augment.decode_and_center_crop(r["encoded"], size),
+                    "label": r["label"], "index": r["index"]}
+
+        return ds.map(center, num_parallel_calls=AUTOTUNE).batch(per_replica)
+    images, labels = _arrays(cfg.dataset, split)
+    n_pipe, pipe_id, _ = _pipelines(ctx)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"image": images, "label": labels, "index": np.arange(len(images), dtype=np.int32)})
+    ds = ds.shard(n_pipe, pipe_id).batch(per_replica)
+
+    def to_float(b):
+        x = tf.cast(b["image"], tf.float32) / 255.0
+        if x.shape[1] != size:
+            x = tf.image.resize(x, [size, size], method="bilinear", antialias=True)
+        return {"image": x, "label": b["label"], "index": b["index"]}
+
+    return ds.map(to_float, num_parallel_calls=AUTOTUNE)

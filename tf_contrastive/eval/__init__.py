@@ -1,0 +1,1 @@
+"""Evaluation protocols: weighted kNN (more to come: linear probe, Recall@K)."""

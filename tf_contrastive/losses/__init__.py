@@ -1,0 +1,1 @@
+"""Contrastive losses, one concept per file, each tested against a NumPy re-derivation."""

@@ -1,0 +1,124 @@
+"""InstDisc: non-parametric instance discrimination (Wu, Xiong, Yu, Lin; CVPR 2018).
+
+Each training image is its own class. Its 128-d L2-normalised feature f is
+scored against a memory bank holding one feature per image: the positive is
+the image's own row, the negatives are K rows drawn uniformly. The loss is NCE
+(:mod:`tf_contrastive.losses.nce`, with the normaliser Z estimated on the first
+batch and frozen) or the sampled softmax variant; after each step the batch's
+rows are moved towards the new features with momentum m (the bank is read
+before it is written, as in the reference code).
+
+Batch dict consumed: ``image`` [B, H, W, C] in [0, 1], ``index`` [B] instance
+ids, optional ``label`` [B] (kept beside the bank for the kNN monitor).
+
+Distribution rule: each replica's loss is its local mean divided by
+``num_replicas_in_sync``; the optimizer sums gradients across replicas. Noise
+ids are drawn for the whole global batch from a stateless seed of (config seed,
+step) and each replica takes its own rows, so N replicas draw exactly what one
+device would for the same global batch.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_contrastive.core import distribute
+from tf_contrastive.losses.nce import estimate_z, nce_loss
+from tf_contrastive.losses.softmax_bank import softmax_bank_loss
+from tf_contrastive.memory import MemoryBank
+
+
+class InstDisc(keras.Model):
+    """Encoder + memory bank + NCE/softmax objective, trained by ``fit``."""
+
+    def __init__(self, encoder: keras.Model, num_instances: int, num_negatives: int = 4096,
+                 temperature: float = 0.07, momentum: float = 0.5, loss: str = "nce",
+                 shared_negatives: bool = False, z_momentum: float = 0.0, seed: int = 0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if loss not in ("nce", "softmax"):
+            raise ValueError(f"config.instdisc.loss: {loss!r} is not one of ('nce', 'softmax')")
+        self.encoder = encoder
+        self.num_instances = int(num_instances)
+        self.num_negatives = int(num_negatives)
+        self.temperature = float(temperature)
+        self.momentum = float(momentum)
+        self.loss_kind = loss
+        self.shared_negatives = bool(shared_negatives)
+        self.z_momentum = float(z_momentum)
+        self.seed = int(seed)
+        self.bank = MemoryBank(num_instances, encoder.output_shape[-1], seed=seed, name="bank")
+        # Z < 0 means "not estimated yet"; it is checkpointed with the model.
+        self.z = self.add_weight(shape=(), initializer=keras.initializers.Constant(-1.0),
+                                 trainable=False, aggregation="only_first_replica", name="z")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.pos_tracker = keras.metrics.Mean(name="pos_sim")
+        self.neg_tracker = keras.metrics.Mean(name="neg_sim")
+
+    def build(self, input_shape=None):
+        # Every variable exists from __init__ (the encoder is built, the bank is fixed-size).
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.pos_tracker, self.neg_tracker]
+
+    def call(self, images, training=False):
+        return self.encoder(images, training=training)
+
+    def noise_ids(self, local_batch: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+        """[B, K] noise ids for this replica ([1, K] when negatives are shared)."""
+        n_rep = distribute.num_replicas()
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        rows = 1 if self.shared_negatives else local_batch * n_rep
+        ids = tf.random.stateless_uniform([rows, self.num_negatives], seed, minval=0,
+                                          maxval=self.num_instances, dtype=tf.int32)
+        if self.shared_negatives:
+            return ids
+        return tf.reshape(ids, [n_rep, local_batch, self.num_negatives])[distribute.replica_id()]
+
+    def scores(self, feats: tf.Tensor, ids: tf.Tensor, noise: tf.Tensor):
+        """(pos_logits [B], neg_logits [B, K]) = bank similarities / tau."""
+        feats = tf.cast(feats, tf.float32)
+        pos = tf.reduce_sum(feats * self.bank.gather(ids), axis=-1)
+        if self.shared_negatives:
+            neg = tf.matmul(feats, self.bank.gather(noise[0]), transpose_b=True)
+        else:
+            neg = tf.einsum("bd,bkd->bk", feats, self.bank.gather(noise))
+        return pos / self.temperature, neg / self.temperature
+
+    def train_step(self, data):
+        images, ids = data["image"], data["index"]
+        local_batch = tf.shape(ids)[0]
+        noise = self.noise_ids(local_batch, self.optimizer.iterations)
+        with tf.GradientTape() as tape:
+            feats = self.encoder(images, training=True)
+            pos, neg = self.scores(feats, ids, noise)
+            if self.loss_kind == "nce":
+                z_est = distribute.all_reduce_mean(
+                    estimate_z(tf.stop_gradient(pos), tf.stop_gradient(neg), self.num_instances))
+                z_old = self.z.value
+                z = tf.where(z_old < 0, z_est, z_old)
+                loss = nce_loss(pos, neg, z, self.num_instances)
+            else:
+                loss = softmax_bank_loss(pos, neg)
+            scaled = loss / distribute.num_replicas()
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        if self.loss_kind == "nce":
+            if self.z_momentum > 0:
+                z = tf.where(z_old < 0, z_est,
+                             self.z_momentum * z_old + (1.0 - self.z_momentum) * z_est)
+            self.z.assign(z)
+        self.bank.update(ids, feats, self.momentum, labels=data.get("label"))
+        self.loss_tracker.update_state(loss)
+        self.pos_tracker.update_state(tf.reduce_mean(pos) * self.temperature)
+        self.neg_tracker.update_state(tf.reduce_mean(neg) * self.temperature)
+        return {m.name: m.result() for m in self.metrics}
+
+    def fill_bank_step(self, data):
+        """Overwrites the batch's bank rows with the current encoder's features."""
+        feats = self.encoder(data["image"], training=False)
+        self.bank.update(data["index"], feats, momentum=0.0, labels=data.get("label"))
+        return tf.shape(feats)[0]
