@@ -1,6 +1,7 @@
 """The training binary end to end on the smoke config: train, resume, monitor, export."""
 
 import glob
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_contrastive import train
+from tf_contrastive import trainer as train
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
 from tf_contrastive.data import pipeline
@@ -19,13 +20,11 @@ from tf_contrastive.data import pipeline
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _smoke_cfg():
-    sys.path.insert(0, os.path.join(ROOT, "configs"))
-    try:
-        import smoke_instdisc_digits
-    finally:
-        sys.path.pop(0)
-    return smoke_instdisc_digits.get_config()
+def _smoke_cfg(name="smoke_instdisc_digits"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +121,14 @@ def test_export_reloads_in_a_fresh_process_with_same_embeddings(first_run, tmp_p
     direct = model.encoder(tf.cast(images, tf.float32) / 255.0, training=False).numpy()
     np.testing.assert_allclose(served, direct, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, rtol=1e-5)
+
+
+def test_invaspread_trains_resumes_and_exports(tmp_path, capsys):
+    cfg = _smoke_cfg("smoke_invaspread_digits")
+    results = train.run(cfg, str(tmp_path), verbose=0)
+    assert np.isfinite(results["final_loss"]) and 0 <= results["knn_top1"] <= 1
+    assert "knn_top1_at_init" in results and os.path.isdir(results["export"])
+    cfg.train.epochs = 2
+    again = train.run(cfg, str(tmp_path), verbose=0)
+    assert "resuming from" in capsys.readouterr().out
+    assert again["trained_epochs_this_run"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ml_collections
 
+KNOWN_METHODS = ("instdisc", "invaspread")
 KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet")
 KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
 KNOWN_SCHEDULES = ("cosine", "step", "constant")
@@ -62,6 +63,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.instdisc.z_momentum = 0.0
     c.instdisc.warm_start = False
 
+    c.invaspread = ml_collections.ConfigDict()
+    c.invaspread.temperature = 0.1
+
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "sgd"
     # Learning rate for a global batch of 256; scaled linearly with the batch.
@@ -87,6 +91,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.knn_sigma = 0.07
     c.eval.every_epochs = 1
     c.eval.batch_size = 512
+    # Also score the untrained network (the random-init baseline) before training.
+    c.eval.knn_at_init = True
     c.lock()  # New keys (typos) raise; existing keys can still be overridden.
     return c
 
@@ -98,6 +104,8 @@ def _fail(key: str, msg: str) -> None:
 def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
              num_replicas: int = 1) -> None:
     """Checks ranges and cross-field constraints; raises ConfigError naming the key."""
+    if cfg.method not in KNOWN_METHODS:
+        _fail("method", f"{cfg.method!r} is not one of {KNOWN_METHODS}")
     if cfg.dataset.name not in KNOWN_DATASETS:
         _fail("dataset.name", f"{cfg.dataset.name!r} is not one of {KNOWN_DATASETS}")
     if cfg.model.backbone not in KNOWN_BACKBONES:
@@ -148,6 +156,8 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("instdisc.z_momentum", f"must be in [0, 1), got {d.z_momentum}")
     if d.num_negatives < 1:
         _fail("instdisc.num_negatives", f"must be >= 1, got {d.num_negatives}")
+    if cfg.invaspread.temperature <= 0:
+        _fail("invaspread.temperature", f"must be > 0, got {cfg.invaspread.temperature}")
     if num_instances is not None:
         if num_instances < cfg.train.batch_size:
             _fail("train.batch_size",

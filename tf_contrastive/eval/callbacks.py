@@ -12,24 +12,38 @@ from tf_contrastive.eval.knn import knn_accuracy
 class KNNMonitor(keras.callbacks.Callback):
     """Adds ``knn_top1``/``knn_top5`` to the epoch logs every ``every`` epochs.
 
-    The training model must expose ``encoder`` and a ``bank`` with ``features``
-    and ``labels`` (InstDisc, CMC). The last figures are kept in ``self.last``.
+    During training the validation features are scored against the memory
+    bank, as Wu et al.'s code does each epoch. ``evaluate(recompute=True)``
+    first recomputes every training feature with the evaluation view, as their
+    code does for the final figure: the bank's rows were written at different
+    moments of the epoch and lag the network. The training model must expose
+    ``encoder``; methods without a ``bank`` (InvaSpread) always recompute.
+    The last figures are kept in ``self.last``.
     """
 
     def __init__(self, make_eval_dataset, num_classes: int, k: int = 200,
-                 sigma: float = 0.07, every: int = 1, last_epoch: int | None = None):
+                 sigma: float = 0.07, every: int = 1, last_epoch: int | None = None,
+                 make_train_dataset=None):
         super().__init__()
         self.make_eval_dataset = make_eval_dataset
+        self.make_train_dataset = make_train_dataset
         self.num_classes = num_classes
         self.k, self.sigma, self.every = k, sigma, max(1, every)
         self.last_epoch = last_epoch
         self.last: dict[str, float] = {}
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, recompute: bool = False) -> dict[str, float]:
         feats, labels, _ = extract_features(self.model.encoder, self.make_eval_dataset())
-        bank = self.model.bank
-        self.last = knn_accuracy(feats, labels, tf.convert_to_tensor(bank.features.value),
-                                 tf.convert_to_tensor(bank.labels.value), self.num_classes,
+        if recompute or getattr(self.model, "bank", None) is None:
+            train_feats, train_labels, ids = extract_features(self.model.encoder,
+                                                              self.make_train_dataset())
+            order = tf.argsort(ids)
+            bank = tf.gather(train_feats, order)
+            bank_labels = tf.gather(train_labels, order)
+        else:
+            bank = tf.convert_to_tensor(self.model.bank.features.value)
+            bank_labels = tf.convert_to_tensor(self.model.bank.labels.value)
+        self.last = knn_accuracy(feats, labels, bank, bank_labels, self.num_classes,
                                  k=self.k, sigma=self.sigma)
         return self.last
 

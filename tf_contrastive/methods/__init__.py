@@ -8,6 +8,7 @@ from collections.abc import Callable
 import keras
 
 from tf_contrastive.methods.instdisc import InstDisc
+from tf_contrastive.methods.invaspread import InvaSpread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +28,14 @@ def _build_instdisc(cfg, encoder: keras.Model, num_instances: int) -> keras.Mode
                     seed=cfg.seed, name="instdisc")
 
 
+def _build_invaspread(cfg, encoder: keras.Model, num_instances: int) -> keras.Model:
+    del num_instances  # no memory bank
+    return InvaSpread(encoder, temperature=cfg.invaspread.temperature, name="invaspread")
+
+
 METHODS = {
     "instdisc": MethodSpec(_build_instdisc, view_kind="single", has_bank=True),
+    "invaspread": MethodSpec(_build_invaspread, view_kind="pair", has_bank=False),
 }
 
 

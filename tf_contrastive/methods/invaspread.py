@@ -1,0 +1,69 @@
+"""InvaSpread: invariant and spreading instance features (Ye et al., CVPR 2019).
+
+Two augmentations of each of the B instances in a batch go through one
+encoder (in a single forward pass, as the reference code concatenates them);
+the loss (:mod:`tf_contrastive.losses.invaspread`) pulls an instance's two
+features together and pushes every other feature of the batch away. No memory
+bank: negatives are the other 2(B_global - 1) features of the global batch,
+gathered from every replica.
+
+Batch dict consumed: ``view_0`` and ``view_1`` [B, H, W, C] in [0, 1].
+Distribution rule: each replica's loss is already divided by 2B_global (its
+share of the global mean), and the optimizer sums gradients across replicas.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_contrastive.core import distribute
+from tf_contrastive.losses.invaspread import invaspread_loss
+
+
+class InvaSpread(keras.Model):
+    """Encoder trained with the in-batch instance softmax, by ``fit``."""
+
+    def __init__(self, encoder: keras.Model, temperature: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.temperature = float(temperature)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.pos_tracker = keras.metrics.Mean(name="pos_sim")
+        self.neg_tracker = keras.metrics.Mean(name="neg_sim")
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.pos_tracker, self.neg_tracker]
+
+    def call(self, images, training=False):
+        return self.encoder(images, training=training)
+
+    def train_step(self, data):
+        v0, v1 = data["view_0"], data["view_1"]
+        b = tf.shape(v0)[0]
+        n_rep = distribute.num_replicas()
+        rows = tf.range(2 * b)
+        offset = distribute.replica_id() * 2 * b  # this replica's block of columns
+        self_index = rows + offset
+        pair_index = (rows + b) % (2 * b) + offset
+        with tf.GradientTape() as tape:
+            feats = tf.cast(self.encoder(tf.concat([v0, v1], 0), training=True), tf.float32)
+            columns = distribute.all_gather(tf.stop_gradient(feats))
+            loss = invaspread_loss(feats, columns, self_index, pair_index, self.temperature,
+                                   normaliser=2 * b * n_rep)
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        pos = tf.reduce_sum(feats[:b] * feats[b:], axis=1)
+        sims = tf.matmul(feats, columns, transpose_b=True)
+        neg_mask = 1.0 - tf.one_hot(self_index, tf.shape(columns)[0]) - tf.one_hot(
+            pair_index, tf.shape(columns)[0])
+        neg = tf.reduce_sum(sims * neg_mask) / tf.reduce_sum(neg_mask)
+        # The tracker shows the global loss: this replica's share times the replicas.
+        self.loss_tracker.update_state(loss * tf.cast(n_rep, tf.float32))
+        self.pos_tracker.update_state(tf.reduce_mean(pos))
+        self.neg_tracker.update_state(neg)
+        return {m.name: m.result() for m in self.metrics}

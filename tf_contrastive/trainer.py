@@ -1,0 +1,137 @@
+"""The training loop behind ``python -m tf_contrastive.train``, callable without flags.
+
+``run(cfg, workdir)`` builds the strategy, data, method and callbacks, restores
+the newest checkpoint in ``workdir`` if any, trains with ``fit``, evaluates and
+exports. ``build_model`` is shared with the benchmarks and tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from tf_contrastive.core import checkpoint as ckpt_lib
+from tf_contrastive.core import distribute
+from tf_contrastive.core.config import validate
+from tf_contrastive.core.export import export_encoder
+from tf_contrastive.core.schedules import build_optimizer
+from tf_contrastive.core.summaries import RunMonitor
+from tf_contrastive.data import pipeline
+from tf_contrastive.eval.callbacks import KNNMonitor
+from tf_contrastive.methods import get_method
+from tf_contrastive.models.encoder import build_encoder
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "configs", "default.py")
+
+def _fill_bank(strategy, model, cfg) -> None:
+    """Warm start: every bank row set to the initial network's feature of its image."""
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: pipeline.build_dataset(cfg, ctx, split="train", training=False))
+
+    @tf.function
+    def step(batch):
+        return strategy.run(model.fill_bank_step, args=(batch,))
+
+    for batch in dataset:
+        step(batch)
+
+
+def build_model(cfg, strategy: tf.distribute.Strategy, info: pipeline.DatasetInfo,
+                steps_per_epoch: int):
+    """The method's model and its optimizer, with every variable created, in scope."""
+    spec = get_method(cfg.method)
+    with strategy.scope():
+        encoder = build_encoder(info.image_shape, cfg.model.backbone, cfg.model.width,
+                                cfg.model.embedding_dim, info.mean, info.std)
+        model = spec.build(cfg, encoder, info.num_train)
+        optimizer = build_optimizer(cfg.optimizer, cfg.train.batch_size, steps_per_epoch,
+                                    cfg.train.epochs)
+        model.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
+        model(tf.zeros((1, *info.image_shape)))
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def run(cfg, workdir: str, verbose: int | str = "auto") -> dict:
+    """Trains ``cfg`` in ``workdir`` (resuming if it holds a checkpoint); returns results."""
+    keras.utils.set_random_seed(cfg.seed)
+    strategy = distribute.make_strategy(cfg.strategy)
+    info = pipeline.describe(cfg.dataset)
+    validate(cfg, num_instances=info.num_train, num_replicas=strategy.num_replicas_in_sync)
+    ckpt_lib.check_writable(workdir)
+    with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(cfg.to_json_best_effort(indent=2))
+
+    spec = get_method(cfg.method)
+    steps = pipeline.steps_per_epoch(cfg, info)
+    model, optimizer = build_model(cfg, strategy, info, steps)
+    encoder = model.encoder
+    run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(workdir, "checkpoints"), model, optimizer,
+                                      max_to_keep=cfg.train.checkpoints_to_keep)
+    start_epoch = run_ckpt.restore_latest()
+    warm = spec.has_bank and cfg.instdisc.warm_start
+    if start_epoch:
+        print(f"resuming from {run_ckpt.manager.latest_checkpoint} at epoch {start_epoch}",
+              flush=True)
+    elif warm:
+        t0 = time.time()
+        _fill_bank(strategy, model, cfg)
+        print(f"memory bank warm-started in {time.time() - t0:.1f}s", flush=True)
+
+    def eval_dataset(split="test"):
+        return pipeline.build_dataset(cfg, split=split, training=False)
+
+    knn = KNNMonitor(eval_dataset, info.num_classes, k=cfg.eval.knn_k,
+                     sigma=cfg.eval.knn_sigma, every=cfg.eval.every_epochs,
+                     last_epoch=cfg.train.epochs,
+                     make_train_dataset=lambda: eval_dataset("train"))
+    init_knn = {}
+    if not start_epoch and cfg.eval.knn_at_init:
+        # The random-init baseline; after a warm start the bank already holds its features.
+        knn.set_model(model)
+        scores = knn.evaluate(recompute=not warm)
+        init_knn = {f"{k}_at_init": v for k, v in scores.items()}
+        knn.last = {}
+        print(f"kNN top-1 of the untrained network: {init_knn['knn_top1_at_init']:.4f}",
+              flush=True)
+    sample = next(iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind,
+                                              start_epoch=start_epoch)))
+    callbacks = [
+        knn,
+        ckpt_lib.StopOnNonFinite(),
+        RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample),
+        keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
+                                    update_freq=cfg.train.log_every_steps),
+        ckpt_lib.SaveEveryEpoch(run_ckpt),
+    ]
+    train_ds = strategy.distribute_datasets_from_function(
+        lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind,
+                                           start_epoch=start_epoch))
+    t0 = time.time()
+    history = {}
+    if start_epoch < cfg.train.epochs:
+        history = model.fit(train_ds, epochs=cfg.train.epochs, initial_epoch=start_epoch,
+                            steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+                            shuffle=False).history
+    train_seconds = time.time() - t0
+    results = {"method": cfg.method, "epochs": cfg.train.epochs,
+               "trained_epochs_this_run": cfg.train.epochs - start_epoch,
+               "train_seconds_this_run": round(train_seconds, 1),
+               "final_loss": float(history["loss"][-1]) if history.get("loss") else None,
+               **init_knn}
+    knn.set_model(model)
+    if knn.last and spec.has_bank:
+        results.update({f"{k}_bank": v for k, v in knn.last.items()})
+    # The final figure recomputes the training features, as the reference code does.
+    results.update(knn.evaluate(recompute=True))
+    if cfg.train.export:
+        results["export"] = export_encoder(encoder, os.path.join(workdir, "export"),
+                                           info.image_shape)
+    with tf.io.gfile.GFile(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results

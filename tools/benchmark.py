@@ -1,0 +1,167 @@
+"""Throughput benchmarks; every figure is printed beside the conditions it was measured in.
+
+    python tools/benchmark.py --what=train_step --config=configs/instdisc_fashion_mnist.py
+    python tools/benchmark.py --what=input --jpeg_records=512 --image_size=224
+    python tools/benchmark.py --what=nce_bank
+
+* ``train_step``: images/s and steps/s of the method's compiled train step on
+  batches already in memory, for per-sample and shared negatives.
+* ``input``: images/s of the ImageNet TFRecord training pipeline (decode and
+  crop on the encoded JPEG, flip, colour jitter) on synthetic ImageNet-size JPEGs.
+* ``nce_bank``: time of the InstDisc scoring + NCE loss + bank update for bank
+  sizes from 10^4 to 1.28 * 10^6 rows (it should not grow with N).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+from ml_collections import config_flags
+
+from tf_contrastive import trainer
+from tf_contrastive.core import distribute
+from tf_contrastive.core.config import base_config
+from tf_contrastive.data import imagenet, pipeline
+from tf_contrastive.memory import MemoryBank
+from tf_contrastive.methods import get_method
+
+_CONFIG = config_flags.DEFINE_config_file("config", trainer.DEFAULT_CONFIG, "Config file.")
+flags.DEFINE_enum("what", "all", ["all", "train_step", "input", "nce_bank"], "Benchmark.")
+flags.DEFINE_integer("steps", 20, "Timed steps (after warm-up).")
+flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, autotuning).")
+flags.DEFINE_integer("jpeg_records", 512, "Synthetic JPEG records for the input benchmark.")
+flags.DEFINE_integer("image_size", 224, "Crop size for the input benchmark.")
+flags.DEFINE_integer("batch_size", 128, "Batch for the input and nce_bank benchmarks.")
+FLAGS = flags.FLAGS
+
+
+def _conditions() -> str:
+    threads = (tf.config.threading.get_inter_op_parallelism_threads(),
+               tf.config.threading.get_intra_op_parallelism_threads())
+    return f"cpus={os.cpu_count()} tf={tf.__version__} inter/intra threads={threads}"
+
+
+def bench_train_step(cfg, steps: int, warmup: int) -> None:
+    info = pipeline.describe(cfg.dataset)
+    spec = get_method(cfg.method)
+    batches = []
+    it = iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind))
+    for _ in range(min(steps + warmup, 8)):
+        batches.append(next(it))
+    for shared in (False, True):
+        cfg.instdisc.shared_negatives = shared
+        model, _ = trainer.build_model(cfg, distribute.make_strategy("default"), info, 1000)
+        step = tf.function(model.train_step, jit_compile=cfg.jit_compile)
+        for i in range(warmup):
+            step(batches[i % len(batches)])
+        t0 = time.perf_counter()
+        for i in range(steps):
+            out = step(batches[i % len(batches)])
+        float(out["loss"])
+        dt = time.perf_counter() - t0
+        b = cfg.train.batch_size
+        print(f"train_step method={cfg.method} backbone={cfg.model.backbone} width="
+              f"{cfg.model.width} image={info.image_shape} batch={b} K="
+              f"{cfg.instdisc.num_negatives} loss={cfg.instdisc.loss} shared_negatives={shared} "
+              f"jit={cfg.jit_compile}: {steps * b / dt:.0f} images/s, {steps / dt:.2f} steps/s "
+              f"[{_conditions()}]", flush=True)
+
+
+def _synthetic_jpeg(rng: np.random.Generator, h: int, w: int) -> bytes:
+    """A smooth colour field plus mild noise: compresses like a photo (~30-80 KB)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([np.sin(xx / rng.uniform(20, 80) + rng.uniform(0, 6)),
+                     np.cos(yy / rng.uniform(20, 80) + rng.uniform(0, 6)),
+                     np.sin((xx + yy) / rng.uniform(30, 90))], axis=-1)
+    img = (base * 80 + 128 + rng.normal(0, 12, size=(h, w, 3))).clip(0, 255).astype(np.uint8)
+    return tf.io.encode_jpeg(img, quality=90).numpy()
+
+
+def bench_input(n_records: int, image_size: int, batch: int, steps: int, warmup: int) -> None:
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as d:
+        shards = 8
+        sizes = []
+        names = [f"train-{s:05d}-of-{shards:05d}" for s in range(shards)]
+        names.append("validation-00000-of-00001")  # describe() wants both splits
+        for s, name in enumerate(names):
+            with tf.io.TFRecordWriter(os.path.join(d, name)) as w:
+                for i in range(s, n_records if s < shards else 8, shards):
+                    h, wd = int(rng.integers(300, 500)), int(rng.integers(375, 500))
+                    enc = _synthetic_jpeg(rng, h, wd)
+                    sizes.append(len(enc))
+                    w.write(imagenet.make_example(enc, 1 + i % 1000, "n0", "x", h, wd,
+                                                  f"{i}.JPEG"))
+        cfg = base_config()
+        cfg.dataset.name = "imagenet"
+        cfg.dataset.data_dir = d
+        cfg.dataset.image_size = image_size
+        cfg.train.batch_size = batch
+        total = pipeline.describe(cfg.dataset).num_train
+        it = iter(pipeline.build_dataset(cfg))
+        for _ in range(warmup):
+            next(it)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            next(it)["image"].numpy()
+        dt = time.perf_counter() - t0
+        print(f"input imagenet-tfrecord records={total} mean_jpeg_kb={np.mean(sizes) / 1024:.0f} "
+              f"crop={image_size} batch={batch} views=1: {steps * batch / dt:.0f} images/s "
+              f"[{_conditions()}]", flush=True)
+
+
+def bench_nce_bank(batch: int, steps: int, warmup: int) -> None:
+    from tf_contrastive.losses.nce import estimate_z, nce_loss
+
+    k, dim, tau = 4096, 128, 0.07
+    for n in (10_000, 100_000, 1_281_167):
+        bank = MemoryBank(n, dim)
+        for shared in (False, True):
+
+            @tf.function
+            def step(feats, ids, step_no, bank=bank, shared=shared, n=n):
+                seed = tf.stack([tf.constant(0, tf.int64), tf.cast(step_no, tf.int64)])
+                rows = 1 if shared else batch
+                noise = tf.random.stateless_uniform([rows, k], seed, 0, n, dtype=tf.int32)
+                pos = tf.reduce_sum(feats * bank.gather(ids), -1) / tau
+                if shared:
+                    neg = tf.matmul(feats, bank.gather(noise[0]), transpose_b=True) / tau
+                else:
+                    neg = tf.einsum("bd,bkd->bk", feats, bank.gather(noise)) / tau
+                loss = nce_loss(pos, neg, estimate_z(pos, neg, n), n)
+                bank.update(ids, feats, 0.5)
+                return loss
+
+            feats = tf.math.l2_normalize(tf.random.normal([batch, dim]), axis=1)
+            ids = tf.range(batch)
+            for i in range(warmup):
+                step(feats, ids, i)
+            t0 = time.perf_counter()
+            for i in range(steps):
+                loss = step(feats, ids, i)
+            float(loss)
+            ms = (time.perf_counter() - t0) / steps * 1000
+            print(f"nce_bank N={n} D={dim} K={k} batch={batch} shared_negatives={shared}: "
+                  f"{ms:.1f} ms/step, bank {n * dim * 4 / 2**20:.0f} MiB per replica "
+                  f"[{_conditions()}]", flush=True)
+
+
+def main(argv):
+    del argv
+    cfg = _CONFIG.value
+    if FLAGS.what in ("all", "train_step"):
+        bench_train_step(cfg, FLAGS.steps, FLAGS.warmup)
+    if FLAGS.what in ("all", "input"):
+        bench_input(FLAGS.jpeg_records, FLAGS.image_size, FLAGS.batch_size, FLAGS.steps,
+                    FLAGS.warmup)
+    if FLAGS.what in ("all", "nce_bank"):
+        bench_nce_bank(FLAGS.batch_size, FLAGS.steps, FLAGS.warmup)
+
+
+if __name__ == "__main__":
+    app.run(main)
