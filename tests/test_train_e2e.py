@@ -16,6 +16,7 @@ from tf_contrastive import trainer as train
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
 from tf_contrastive.data import pipeline
+from tf_contrastive.models.encoder import backbone_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,27 +101,92 @@ def test_tensorboard_has_losses_lr_knn_and_view_grid(first_run):
 def test_export_reloads_in_a_fresh_process_with_same_embeddings(first_run, tmp_path):
     cfg, workdir, results = first_run
     export = results["export"]
-    images = np.random.default_rng(0).integers(0, 255, size=(7, 8, 8, 1), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(7, 8, 8, 1), dtype=np.uint8)
+    jpegs = [tf.io.encode_jpeg(img).numpy() for img in images]
     np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "jpegs.npy", np.array(jpegs, dtype=object), allow_pickle=True)
     script = textwrap.dedent(f"""
         import numpy as np, tensorflow as tf, sys
-        assert not any(m.startswith("tf_contrastive") for m in sys.modules)
         m = tf.saved_model.load({export!r})
         x = tf.constant(np.load({str(tmp_path / "images.npy")!r}))
-        out = m.signatures["serving_default"](images=x)["embeddings"].numpy()
-        np.save({str(tmp_path / "out.npy")!r}, out)
+        j = tf.constant(list(np.load({str(tmp_path / "jpegs.npy")!r}, allow_pickle=True)))
+        np.save("out_images.npy", m.signatures["embed_images"](images=x)["embeddings"].numpy())
+        np.save("out_jpeg.npy", m.signatures["serving_default"](jpeg=j)["embeddings"].numpy())
+        np.save("out_feats.npy", m.signatures["embed_images"](images=x)["features"].numpy())
+        assert not any(name.startswith("tf_contrastive") for name in sys.modules)
         print(sorted(m.signatures.keys()))
     """)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, cwd=str(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "embed_images" in proc.stdout and "serving_default" in proc.stdout
-    served = np.load(tmp_path / "out.npy")
+    assert "['embed_images', 'embed_jpeg', 'serving_default']" in proc.stdout
     model, _, _ = _restored(cfg, workdir, number=1)
     direct = model.encoder(tf.cast(images, tf.float32) / 255.0, training=False).numpy()
-    np.testing.assert_allclose(served, direct, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "out_images.npy"), direct, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(direct, axis=1), 1.0, rtol=1e-5)
+    view = pipeline.jpeg_eval_view(cfg.dataset, 1)
+    from_jpeg = model.encoder(tf.stack([view(j) for j in jpegs]), training=False).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "out_jpeg.npy"), from_jpeg, atol=1e-5)
+    feats = backbone_of(model.encoder)(tf.cast(images, tf.float32) / 255.0, training=False)
+    np.testing.assert_allclose(np.load(tmp_path / "out_feats.npy"), feats.numpy(), atol=1e-5)
+
+
+def test_saved_model_cli_lists_signatures_with_shapes_and_dtypes(first_run):
+    _, _, results = first_run
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run([cli, "show", "--dir", results["export"], "--all"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    jpeg = out[out.index("signature_def['embed_jpeg']"):]
+    assert "dtype: DT_STRING" in jpeg.split("signature_def")[1]
+    images = out[out.index("signature_def['embed_images']"):].split("signature_def")[1]
+    assert "dtype: DT_UINT8" in images and "shape: (-1, 8, 8, 1)" in images
+    assert "shape: (-1, 16)" in images  # embeddings
+
+
+def _cli(*args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=timeout)
+
+
+def test_evaluate_binary_matches_the_training_knn(first_run, tmp_path):
+    _, workdir, results = first_run
+    out = tmp_path / "eval.json"
+    proc = _cli("tf_contrastive.evaluate", f"--workdir={workdir}",
+                f"--checkpoint={os.path.join(workdir, 'checkpoints', 'ckpt-1')}",
+                "--protocols=knn,linear,svm,recall", "--probe_epochs=3", f"--output={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ev = json.load(open(out))
+    assert abs(ev["knn_top1"] - results["knn_top1"]) <= 0.002
+    for key in ("linear_top1", "svm_top1", "recall@1"):
+        assert 0.0 <= ev[key] <= 1.0
+    assert ev["recall_classes"] == [5, 6, 7, 8, 9]
+    assert "knn_top1" in proc.stdout and "%" in proc.stdout
+
+
+def test_evaluate_and_export_fail_clearly_on_bad_paths(first_run, tmp_path):
+    _, workdir, _ = first_run
+    missing = os.path.join(workdir, "checkpoints", "ckpt-99")
+    proc = _cli("tf_contrastive.export", f"--workdir={workdir}", f"--checkpoint={missing}")
+    assert proc.returncode != 0 and f"--checkpoint {missing}: no such checkpoint" in proc.stderr
+    wrong = tmp_path / "not_an_encoder"
+
+    class Other(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def double(self, x):
+            return {"y": 2 * x}
+
+    other = Other()
+    tf.saved_model.save(other, str(wrong), signatures={"double": other.double})
+    proc = _cli("tf_contrastive.evaluate", f"--saved_model={wrong}", f"--workdir={workdir}")
+    assert proc.returncode != 0
+    assert f"--saved_model {wrong}: not a tf_contrastive encoder export" in proc.stderr
+    proc = _cli("tf_contrastive.evaluate", f"--workdir={tmp_path / 'nothing'}")
+    assert proc.returncode != 0 and "no config.json" in proc.stderr
 
 
 def test_invaspread_trains_resumes_and_exports(tmp_path, capsys):

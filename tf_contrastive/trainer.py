@@ -12,18 +12,19 @@ import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
-from tf_contrastive.core.config import validate
+from tf_contrastive.core.config import load_run_config, validate
 from tf_contrastive.core.export import export_encoder
 from tf_contrastive.core.schedules import build_optimizer
-from tf_contrastive.core.summaries import RunMonitor
+from tf_contrastive.core.summaries import RunMonitor, write_projector
 from tf_contrastive.data import pipeline
 from tf_contrastive.eval.callbacks import KNNMonitor
 from tf_contrastive.methods import get_method
-from tf_contrastive.models.encoder import build_encoder
+from tf_contrastive.models.encoder import backbone_of, build_encoder
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               "configs", "default.py")
@@ -55,6 +56,47 @@ def build_model(cfg, strategy: tf.distribute.Strategy, info: pipeline.DatasetInf
         model(tf.zeros((1, *info.image_shape)))
         optimizer.build(model.trainable_variables)
     return model, optimizer
+
+
+def _write_projector(cfg, encoder: keras.Model, logdir: str) -> None:
+    """Embeddings, labels and a sprite of the first test examples, for TensorBoard."""
+    images, labels = [], []
+    for batch in pipeline.build_dataset(cfg, split="test", training=False):
+        images.append(batch["image"].numpy())
+        labels.append(batch["label"].numpy())
+        if sum(len(x) for x in images) >= cfg.eval.projector_examples:
+            break
+    images = np.concatenate(images)[: cfg.eval.projector_examples]
+    labels = np.concatenate(labels)[: cfg.eval.projector_examples]
+    embeddings = encoder.predict(images, batch_size=256, verbose=0)
+    write_projector(logdir, embeddings, labels, images)
+
+
+def restore_run(workdir: str, checkpoint: str | None = None):
+    """(cfg, model, info) of a training run dir, restored from ``checkpoint`` or the latest.
+
+    Errors name the path: a missing run dir/config, no checkpoint, a bad prefix.
+    """
+    cfg = load_run_config(workdir)
+    info = pipeline.describe(cfg.dataset)
+    strategy = distribute.make_strategy("default")
+    model, optimizer = build_model(cfg, strategy, info, pipeline.steps_per_epoch(cfg, info))
+    rc = ckpt_lib.RunCheckpoint(os.path.join(workdir, "checkpoints"), model, optimizer)
+    path = checkpoint or rc.manager.latest_checkpoint
+    if path is None:
+        raise FileNotFoundError(f"--workdir {workdir}: no checkpoint in "
+                                f"{os.path.join(workdir, 'checkpoints')}")
+    if not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(f"--checkpoint {path}: no such checkpoint ({path}.index missing)")
+    rc.checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    return cfg, model, info
+
+
+def export_run(cfg, encoder: keras.Model, info: pipeline.DatasetInfo, export_root: str) -> str:
+    """The encoder's SavedModel with both serving signatures (see core.export)."""
+    return export_encoder(encoder, export_root, info.image_shape,
+                          jpeg_view=pipeline.jpeg_eval_view(cfg.dataset, info.image_shape[-1]),
+                          features=backbone_of(encoder))
 
 
 def run(cfg, workdir: str, verbose: int | str = "auto") -> dict:
@@ -129,9 +171,10 @@ def run(cfg, workdir: str, verbose: int | str = "auto") -> dict:
         results.update({f"{k}_bank": v for k, v in knn.last.items()})
     # The final figure recomputes the training features, as the reference code does.
     results.update(knn.evaluate(recompute=True))
+    if cfg.eval.projector_examples:
+        _write_projector(cfg, model.encoder, os.path.join(workdir, "tensorboard", "projector"))
     if cfg.train.export:
-        results["export"] = export_encoder(encoder, os.path.join(workdir, "export"),
-                                           info.image_shape)
+        results["export"] = export_run(cfg, encoder, info, os.path.join(workdir, "export"))
     with tf.io.gfile.GFile(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     return results

@@ -7,7 +7,11 @@ impossible value fails with a message naming the key, not deep inside a graph.
 
 from __future__ import annotations
 
+import json
+import os
+
 import ml_collections
+import tensorflow as tf
 
 KNOWN_METHODS = ("instdisc", "invaspread")
 KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet")
@@ -35,6 +39,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.dataset.data_dir = ""
     c.dataset.image_size = 28
     # Use only the first N training / evaluation examples (0 = all). For smoke runs.
+    # Train only on these classes (in-memory datasets; empty = all). With the
+    # rest held out, Recall@K on unseen categories is InvaSpread's protocol.
+    c.dataset.train_classes = ()
     c.dataset.train_limit = 0
     c.dataset.eval_limit = 0
     # Skip undecodable records (logged with their file) instead of failing.
@@ -93,6 +100,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.batch_size = 512
     # Also score the untrained network (the random-init baseline) before training.
     c.eval.knn_at_init = True
+    # Test examples written to the TensorBoard projector at the end (0 = none).
+    c.eval.projector_examples = 1000
     c.lock()  # New keys (typos) raise; existing keys can still be overridden.
     return c
 
@@ -114,6 +123,8 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("optimizer.schedule", f"{cfg.optimizer.schedule!r} is not one of {KNOWN_SCHEDULES}")
     if cfg.strategy not in KNOWN_STRATEGIES:
         _fail("strategy", f"{cfg.strategy!r} is not one of {KNOWN_STRATEGIES}")
+    if cfg.dataset.train_classes and cfg.dataset.name == "imagenet":
+        _fail("dataset.train_classes", "is supported for in-memory datasets only")
     if cfg.dataset.image_size < 8:
         _fail("dataset.image_size", f"must be >= 8, got {cfg.dataset.image_size}")
     if not 0 < cfg.augment.crop_scale_min <= cfg.augment.crop_scale_max <= 1:
@@ -165,3 +176,30 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         if cfg.method == "instdisc" and d.num_negatives >= num_instances:
             _fail("instdisc.num_negatives",
                   f"K={d.num_negatives} must be < N={num_instances} training examples")
+
+
+def _merge(dst: ml_collections.ConfigDict, src: dict, prefix: str, origin: str) -> None:
+    for key, value in src.items():
+        if key not in dst:
+            raise ConfigError(f"{origin}: unknown key config.{prefix}{key}")
+        if isinstance(dst[key], ml_collections.ConfigDict):
+            _merge(dst[key], value, f"{prefix}{key}.", origin)
+        elif isinstance(dst[key], tuple):
+            dst[key] = tuple(value)
+        else:
+            dst[key] = value
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+    """The resolved config a training run wrote to ``<workdir>/config.json``."""
+    path = os.path.join(workdir, "config.json")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"--workdir {workdir}: no config.json (not a training run dir)")
+    with tf.io.gfile.GFile(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from e
+    cfg = base_config()
+    _merge(cfg, data, "", path)
+    return cfg

@@ -10,24 +10,44 @@ import tensorflow as tf
 
 
 def export_encoder(encoder: keras.Model, export_root: str,
-                   image_shape: tuple[int, int, int]) -> str:
-    """Writes ``<export_root>/<unix time>/`` with the signature ``embed_images``.
+                   image_shape: tuple[int, int, int], jpeg_view=None,
+                   features: keras.Model | None = None) -> str:
+    """Writes ``<export_root>/<unix time>/`` with the encoder's serving signatures.
 
-    ``embed_images`` (also ``serving_default``) takes uint8 images
-    [N, H, W, C] and returns {"embeddings": float32 [N, D]}, L2-normalised;
-    scaling to [0, 1] and the input normalisation happen inside the graph.
+    * ``embed_images``: uint8 ``images`` [N, H, W, C] -> {"embeddings": float32
+      [N, D], L2-normalised; with ``features`` given, "features": its output,
+      e.g. the pooled backbone [N, F] for linear probes};
+      scaling and input normalisation are in the graph.
+    * ``embed_jpeg`` (when ``jpeg_view`` is given; then also ``serving_default``):
+      ``jpeg`` string [N] of encoded JPEGs -> embeddings, with the evaluation
+      preprocessing ``jpeg_view`` (bytes -> [H, W, C] in [0, 1]) in the graph.
     """
     h, w, c = image_shape
     archive = keras.export.ExportArchive()
     archive.track(encoder)
 
+    def outputs(x):
+        out = {"embeddings": encoder(x, training=False)}
+        if features is not None:
+            out["features"] = features(x, training=False)
+        return out
+
     def embed_images(images):
-        x = tf.cast(images, tf.float32) / 255.0
-        return {"embeddings": encoder(x, training=False)}
+        return outputs(tf.cast(images, tf.float32) / 255.0)
 
     spec = [tf.TensorSpec([None, h, w, c], tf.uint8, name="images")]
     archive.add_endpoint("embed_images", embed_images, input_signature=spec)
-    archive.add_endpoint("serving_default", embed_images, input_signature=spec)
+    if jpeg_view is None:
+        archive.add_endpoint("serving_default", embed_images, input_signature=spec)
+    else:
+        def embed_jpeg(jpeg):
+            x = tf.map_fn(jpeg_view, jpeg, fn_output_signature=tf.TensorSpec([h, w, c],
+                                                                               tf.float32))
+            return outputs(x)
+
+        jspec = [tf.TensorSpec([None], tf.string, name="jpeg")]
+        archive.add_endpoint("embed_jpeg", embed_jpeg, input_signature=jspec)
+        archive.add_endpoint("serving_default", embed_jpeg, input_signature=jspec)
     path = os.path.join(export_root, str(int(time.time())))
     while tf.io.gfile.exists(path):  # Two exports in one second.
         path += "_1"

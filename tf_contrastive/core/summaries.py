@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -66,3 +68,44 @@ class RunMonitor(keras.callbacks.Callback):
                 if key.startswith("knn_"):
                     tf.summary.scalar(f"eval/{key}", float(value))
         self.writer.flush()
+
+
+def write_projector(logdir: str, embeddings: np.ndarray, labels: np.ndarray,
+                    images: np.ndarray | None = None, class_names=None) -> str:
+    """Writes a TensorBoard projector export: embeddings, labels and a sprite.
+
+    ``images`` are floats in [0, 1] (N, H, W, C); the sprite is a square grid
+    of them, as the projector expects. Returns the projector config path.
+    """
+    from tensorboard.plugins import projector
+
+    tf.io.gfile.makedirs(logdir)
+    with tf.io.gfile.GFile(os.path.join(logdir, "metadata.tsv"), "w") as f:
+        f.write("label\tname\n")
+        for y in labels:
+            name = class_names[int(y)] if class_names else str(int(y))
+            f.write(f"{int(y)}\t{name}\n")
+    var = tf.Variable(np.asarray(embeddings, np.float32), name="embeddings")
+    tf.train.Checkpoint(embeddings=var).save(os.path.join(logdir, "embeddings.ckpt"))
+    config = projector.ProjectorConfig()
+    emb = config.embeddings.add()
+    emb.tensor_name = "embeddings/.ATTRIBUTES/VARIABLE_VALUE"
+    emb.metadata_path = "metadata.tsv"
+    if images is not None:
+        images = np.asarray(images, np.float32)
+        if images.shape[1] > 64:  # thumbnails: the sprite must stay under 8192 px
+            images = tf.image.resize(images, [64, 64], antialias=True).numpy()
+        if images.shape[-1] == 1:
+            images = np.repeat(images, 3, axis=-1)
+        n = len(images)
+        side = int(math.ceil(math.sqrt(n)))
+        grid = image_grid(tf.constant(images), max_images=n)
+        h, w = images.shape[1:3]
+        sprite = tf.image.pad_to_bounding_box(grid[0], 0, 0, side * h, side * w)
+        png = tf.io.encode_png(tf.cast(tf.round(sprite * 255.0), tf.uint8))
+        with tf.io.gfile.GFile(os.path.join(logdir, "sprite.png"), "wb") as f:
+            f.write(png.numpy())
+        emb.sprite.image_path = "sprite.png"
+        emb.sprite.single_image_dim.extend([int(w), int(h)])
+    projector.visualize_embeddings(logdir, config)
+    return os.path.join(logdir, "projector_config.pbtxt")

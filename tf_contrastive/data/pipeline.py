@@ -41,16 +41,37 @@ class DatasetInfo:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_arrays(name: str, split: str, data_dir: str, limit: int):
+def _cached_arrays(name: str, split: str, data_dir: str, limit: int, classes: tuple):
     images, labels = arrays.load_arrays(name, split, data_dir)
+    if classes:
+        keep = np.isin(labels, classes)
+        if not keep.any():
+            raise ValueError(f"config.dataset.train_classes: {classes} matches no {split} "
+                             f"example of {name}")
+        images, labels = images[keep], labels[keep]
     if limit:
         images, labels = images[:limit], labels[:limit]
     return images, labels
 
 
-def _arrays(ds_cfg, split: str):
+def _array_key(ds_cfg, split: str) -> tuple:
     limit = ds_cfg.train_limit if split == "train" else ds_cfg.eval_limit
-    return _cached_arrays(ds_cfg.name, split, ds_cfg.data_dir, int(limit))
+    classes = tuple(int(c) for c in ds_cfg.train_classes) if split == "train" else ()
+    return ds_cfg.name, split, ds_cfg.data_dir, int(limit), classes
+
+
+def _arrays(ds_cfg, split: str):
+    """The split's arrays; the training split keeps only ``train_classes`` if set."""
+    return _cached_arrays(*_array_key(ds_cfg, split))
+
+
+@functools.lru_cache(maxsize=8)
+def _array_info(train_key: tuple, eval_key: tuple, size: int) -> DatasetInfo:
+    x_train, _ = _cached_arrays(*train_key)
+    x_eval, y_eval = _cached_arrays(*eval_key)
+    x = x_train.astype(np.float32) / 255.0
+    return DatasetInfo(len(x_train), len(x_eval), int(y_eval.max()) + 1,
+                       (size, size, x_train.shape[-1]), (float(x.mean()),), (float(x.std()),))
 
 
 @functools.lru_cache(maxsize=8)
@@ -72,12 +93,7 @@ def describe(ds_cfg) -> DatasetInfo:
             n_eval = min(n_eval, int(ds_cfg.eval_limit))
         return DatasetInfo(n_train, n_eval, 1000, (size, size, 3),
                            augment.IMAGENET_MEAN, augment.IMAGENET_STD)
-    x_train, y_train = _arrays(ds_cfg, "train")
-    x_eval, _ = _arrays(ds_cfg, "test")
-    x = x_train.astype(np.float32) / 255.0
-    return DatasetInfo(len(x_train), len(x_eval), int(y_train.max()) + 1,
-                       (size, size, x_train.shape[-1]),
-                       (float(x.mean()),), (float(x.std()),))
+    return _array_info(_array_key(ds_cfg, "train"), _array_key(ds_cfg, "test"), size)
 
 
 def steps_per_epoch(cfg, info: DatasetInfo) -> int:
@@ -269,3 +285,22 @@ def _eval_dataset(cfg, split, ctx):
         return {"image": x, "label": b["label"], "index": b["index"]}
 
     return ds.map(to_float, num_parallel_calls=AUTOTUNE)
+
+
+def jpeg_eval_view(ds_cfg, channels: int):
+    """bytes -> float [H, W, C] in [0, 1]: the evaluation view of one encoded JPEG.
+
+    ImageNet-style data gets the 87.5% center crop; small datasets (whose
+    evaluation view is the whole image) are decoded and resized.
+    """
+    size = int(ds_cfg.image_size)
+    if ds_cfg.name == "imagenet":
+        return lambda encoded: augment.decode_and_center_crop(encoded, size)
+
+    def whole(encoded):
+        image = tf.io.decode_jpeg(encoded, channels=channels)
+        image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [size, size],
+                                method="bilinear", antialias=True)
+        return tf.clip_by_value(image, 0.0, 1.0)
+
+    return whole

@@ -1,0 +1,42 @@
+"""Colour-space conversions as TensorFlow ops (no tensorflow-io): RGB -> CIE Lab, YCbCr.
+
+``rgb_to_lab`` follows the sRGB standard (IEC 61966-2-1 gamma) and the D65
+white point, the same definition scikit-image's ``rgb2lab`` uses; CMC splits
+its output into an L view (1 channel) and an ab view (2 channels).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Linear sRGB -> CIE XYZ for the D65 white (sRGB primaries).
+_RGB_TO_XYZ = tf.constant([[0.412453, 0.357580, 0.180423],
+                           [0.212671, 0.715160, 0.072169],
+                           [0.019334, 0.119193, 0.950227]], tf.float32)
+_D65 = tf.constant([0.95047, 1.0, 1.08883], tf.float32)
+
+
+def srgb_to_linear(rgb: tf.Tensor) -> tf.Tensor:
+    """Undoes the sRGB transfer curve (input in [0, 1])."""
+    return tf.where(rgb > 0.04045, tf.pow((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
+
+
+def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
+    """[..., 3] sRGB in [0, 1] -> [..., 3] Lab (L in [0, 100], a/b roughly [-128, 127])."""
+    rgb = tf.clip_by_value(tf.cast(rgb, tf.float32), 0.0, 1.0)
+    xyz = tf.tensordot(srgb_to_linear(rgb), tf.transpose(_RGB_TO_XYZ), axes=1) / _D65
+    eps = (6.0 / 29.0) ** 3
+    f = tf.where(xyz > eps, tf.pow(tf.maximum(xyz, eps), 1.0 / 3.0),
+                 xyz / (3.0 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    fx, fy, fz = tf.unstack(f, axis=-1)
+    return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def rgb_to_ycbcr(rgb: tf.Tensor) -> tf.Tensor:
+    """[..., 3] RGB in [0, 1] -> ITU-R BT.601 full-range YCbCr in [0, 1]."""
+    rgb = tf.cast(rgb, tf.float32)
+    m = tf.constant([[0.299, 0.587, 0.114],
+                     [-0.168736, -0.331264, 0.5],
+                     [0.5, -0.418688, -0.081312]], tf.float32)
+    out = tf.tensordot(rgb, tf.transpose(m), axes=1)
+    return out + tf.constant([0.0, 0.5, 0.5])
