@@ -82,7 +82,7 @@ def restore_run(workdir: str, checkpoint: str | None = None):
     strategy = distribute.make_strategy("default")
     model, optimizer = build_model(cfg, strategy, info, pipeline.steps_per_epoch(cfg, info))
     rc = ckpt_lib.RunCheckpoint(os.path.join(workdir, "checkpoints"), model, optimizer)
-    path = checkpoint or rc.manager.latest_checkpoint
+    path = checkpoint or rc.latest
     if path is None:
         raise FileNotFoundError(f"--workdir {workdir}: no checkpoint in "
                                 f"{os.path.join(workdir, 'checkpoints')}")
@@ -99,26 +99,34 @@ def export_run(cfg, encoder: keras.Model, info: pipeline.DatasetInfo, export_roo
                           features=backbone_of(encoder))
 
 
-def run(cfg, workdir: str, verbose: int | str = "auto") -> dict:
-    """Trains ``cfg`` in ``workdir`` (resuming if it holds a checkpoint); returns results."""
+def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = False):
+    """Trains ``cfg`` in ``workdir`` (resuming if it holds a checkpoint).
+
+    Returns the results dict (also written to ``results.json``), and the
+    trained model too with ``return_model=True``.
+    """
     keras.utils.set_random_seed(cfg.seed)
-    strategy = distribute.make_strategy(cfg.strategy)
+    strategy = distribute.make_strategy(cfg.strategy, cfg.tpu_address)
     info = pipeline.describe(cfg.dataset)
     validate(cfg, num_instances=info.num_train, num_replicas=strategy.num_replicas_in_sync)
-    ckpt_lib.check_writable(workdir)
-    with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
+    chief = distribute.is_chief(strategy)
+    # Only the chief's files are kept; other workers write to a scratch dir.
+    out_dir = distribute.worker_dir(workdir, strategy)
+    ckpt_lib.check_writable(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(cfg.to_json_best_effort(indent=2))
 
     spec = get_method(cfg.method)
     steps = pipeline.steps_per_epoch(cfg, info)
     model, optimizer = build_model(cfg, strategy, info, steps)
     encoder = model.encoder
-    run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(workdir, "checkpoints"), model, optimizer,
-                                      max_to_keep=cfg.train.checkpoints_to_keep)
+    run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, optimizer,
+                                      max_to_keep=cfg.train.checkpoints_to_keep,
+                                      restore_from=os.path.join(workdir, "checkpoints"))
     start_epoch = run_ckpt.restore_latest()
     warm = spec.has_bank and cfg.instdisc.warm_start
     if start_epoch:
-        print(f"resuming from {run_ckpt.manager.latest_checkpoint} at epoch {start_epoch}",
+        print(f"resuming from {run_ckpt.latest} at epoch {start_epoch}",
               flush=True)
     elif warm:
         t0 = time.time()
@@ -143,14 +151,13 @@ def run(cfg, workdir: str, verbose: int | str = "auto") -> dict:
               flush=True)
     sample = next(iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind,
                                               start_epoch=start_epoch)))
-    callbacks = [
-        knn,
-        ckpt_lib.StopOnNonFinite(),
-        RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
-                                    update_freq=cfg.train.log_every_steps),
-        ckpt_lib.SaveEveryEpoch(run_ckpt),
-    ]
+    callbacks = [knn, ckpt_lib.StopOnNonFinite()]
+    if chief:
+        callbacks += [
+            RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample),
+            keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
+                                        update_freq=cfg.train.log_every_steps)]
+    callbacks.append(ckpt_lib.SaveEveryEpoch(run_ckpt))
     train_ds = strategy.distribute_datasets_from_function(
         lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind,
                                            start_epoch=start_epoch))
@@ -171,10 +178,12 @@ def run(cfg, workdir: str, verbose: int | str = "auto") -> dict:
         results.update({f"{k}_bank": v for k, v in knn.last.items()})
     # The final figure recomputes the training features, as the reference code does.
     results.update(knn.evaluate(recompute=True))
-    if cfg.eval.projector_examples:
+    if cfg.eval.projector_examples and chief:
         _write_projector(cfg, model.encoder, os.path.join(workdir, "tensorboard", "projector"))
     if cfg.train.export:
-        results["export"] = export_run(cfg, encoder, info, os.path.join(workdir, "export"))
-    with tf.io.gfile.GFile(os.path.join(workdir, "results.json"), "w") as f:
+        results["export"] = export_run(cfg, encoder, info, os.path.join(out_dir, "export"))
+    with tf.io.gfile.GFile(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    return results
+    if not chief:
+        tf.io.gfile.rmtree(out_dir)
+    return (results, model) if return_model else results

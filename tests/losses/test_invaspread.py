@@ -61,13 +61,13 @@ def test_gradient_flows_only_through_the_anchor():
     np.testing.assert_allclose(grad, num, rtol=2e-2, atol=2e-3)
 
 
-def test_two_replicas_sum_to_the_single_device_loss():
+def test_two_replicas_sum_to_the_single_device_loss(mirrored):
     b_global, n_rep = 8, 2
     b = b_global // n_rep
     x = _feats(b=b_global, seed=2).astype(np.float32)  # single device: [v0 (8); v1 (8)]
     self_idx, pair_idx = _indices(b_global)
     single = invaspread_loss(x, x, self_idx, pair_idx, TAU).numpy()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored
 
     def local(ctx):  # replica r holds instances r*b..(r+1)*b-1, both views
         r = ctx.replica_id_in_sync_group

@@ -39,8 +39,8 @@ def test_momentum_zero_overwrites():
     np.testing.assert_allclose(bank.features.numpy()[1], [0, 0.6, 0.8], rtol=1e-6)
 
 
-def test_mirrored_update_writes_every_replicas_rows_on_both_copies():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_mirrored_update_writes_every_replicas_rows_on_both_copies(mirrored):
+    strategy = mirrored
     with strategy.scope():
         bank = MemoryBank(8, 2, seed=1)
 

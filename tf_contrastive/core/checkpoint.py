@@ -16,16 +16,26 @@ class RunCheckpoint:
     """Owns the tf.train.Checkpoint of a run and the epoch counter it restores."""
 
     def __init__(self, directory: str, model: keras.Model,
-                 optimizer: keras.optimizers.Optimizer, max_to_keep: int = 3):
+                 optimizer: keras.optimizers.Optimizer, max_to_keep: int = 3,
+                 restore_from: str | None = None):
+        """Saves into ``directory``; restores from ``restore_from`` (default: the same).
+
+        Non-chief workers save into a scratch directory but restore from the chief's.
+        """
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
         self.directory = directory
+        self.restore_from = restore_from or directory
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=max_to_keep)
 
+    @property
+    def latest(self) -> str | None:
+        return tf.train.latest_checkpoint(self.restore_from)
+
     def restore_latest(self) -> int:
         """Restores the newest checkpoint if there is one; returns the epoch to start at."""
-        latest = self.manager.latest_checkpoint
+        latest = self.latest
         if latest is None:
             return 0
         self.checkpoint.restore(latest).assert_existing_objects_matched()

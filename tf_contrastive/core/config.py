@@ -17,7 +17,7 @@ KNOWN_METHODS = ("instdisc", "invaspread")
 KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet")
 KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
 KNOWN_SCHEDULES = ("cosine", "step", "constant")
-KNOWN_STRATEGIES = ("default", "mirrored")
+KNOWN_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 class ConfigError(ValueError):
@@ -29,7 +29,9 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "instdisc"
     c.seed = 0
+    # default | mirrored (all local GPUs/devices) | multi_worker (TF_CONFIG) | tpu
     c.strategy = "default"
+    c.tpu_address = ""
     c.jit_compile = False
 
     c.dataset = ml_collections.ConfigDict()

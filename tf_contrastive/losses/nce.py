@@ -54,3 +54,13 @@ def nce_loss(pos_logits: tf.Tensor, neg_logits: tf.Tensor, z: tf.Tensor,
                   tf.broadcast_to(log_eps_ratio, tf.shape(log_p_neg))]), axis=0)
     neg_term = tf.nn.softplus(log_ratio)
     return tf.reduce_mean(pos_term + tf.reduce_sum(neg_term, axis=1))
+
+
+def next_z(z_current: tf.Tensor, z_estimate: tf.Tensor, z_momentum: float) -> tf.Tensor:
+    """The Z to use and store this step: the estimate on the first batch (z < 0),
+    then frozen (``z_momentum`` = 0, the paper) or an EMA of the estimates."""
+    if z_momentum > 0:
+        later = z_momentum * z_current + (1.0 - z_momentum) * z_estimate
+    else:
+        later = z_current
+    return tf.where(z_current < 0, z_estimate, later)

@@ -36,6 +36,39 @@ class MemoryBank(keras.layers.Layer):
             shape=(self.num_instances,), initializer=keras.initializers.Constant(-1),
             dtype="int32", trainable=False, aggregation="only_first_replica", name="labels")
 
+    def sample_noise(self, local_batch: tf.Tensor, num_negatives: int, seed: int,
+                     step: tf.Tensor, shared: bool = False) -> tf.Tensor:
+        """[B, K] uniform noise ids for this replica ([1, K] when ``shared``).
+
+        Drawn for the whole global batch from a stateless seed of (seed, step),
+        each replica taking its own rows: N replicas draw exactly what one
+        device would for the same global batch, and a resumed run draws what
+        the uninterrupted one would have.
+        """
+        n_rep = distribute.num_replicas()
+        key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+        rows = 1 if shared else local_batch * n_rep
+        ids = tf.random.stateless_uniform([rows, num_negatives], key, minval=0,
+                                          maxval=self.num_instances, dtype=tf.int32)
+        if shared:
+            return ids
+        return tf.reshape(ids, [n_rep, local_batch, num_negatives])[distribute.replica_id()]
+
+    def logits(self, feats: tf.Tensor, ids: tf.Tensor, noise: tf.Tensor,
+               temperature: float) -> tuple[tf.Tensor, tf.Tensor]:
+        """(pos [B], neg [B, K]) = (v_id^T f, v_noise^T f) / tau against this bank.
+
+        ``noise`` of shape [1, K] is one set shared by the batch (one [B, K]
+        matmul); [B, K] gathers K rows per sample.
+        """
+        feats = tf.cast(feats, tf.float32)
+        pos = tf.reduce_sum(feats * self.gather(ids), axis=-1)
+        if noise.shape[0] == 1:
+            neg = tf.matmul(feats, self.gather(noise[0]), transpose_b=True)
+        else:
+            neg = tf.einsum("bd,bkd->bk", feats, self.gather(noise))
+        return pos / temperature, neg / temperature
+
     def gather(self, ids: tf.Tensor) -> tf.Tensor:
         """Rows for ``ids`` (any integer shape) -> ids.shape + (D,)."""
         return tf.gather(self.features.value, tf.cast(ids, tf.int32))

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from tf_contrastive.core import distribute
-from tf_contrastive.losses.nce import estimate_z, nce_loss
+from tf_contrastive.losses.nce import estimate_z, nce_loss, next_z
 from tf_contrastive.losses.softmax_bank import softmax_bank_loss
 from tf_contrastive.memory import MemoryBank
 
@@ -69,24 +69,8 @@ class InstDisc(keras.Model):
 
     def noise_ids(self, local_batch: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
         """[B, K] noise ids for this replica ([1, K] when negatives are shared)."""
-        n_rep = distribute.num_replicas()
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        rows = 1 if self.shared_negatives else local_batch * n_rep
-        ids = tf.random.stateless_uniform([rows, self.num_negatives], seed, minval=0,
-                                          maxval=self.num_instances, dtype=tf.int32)
-        if self.shared_negatives:
-            return ids
-        return tf.reshape(ids, [n_rep, local_batch, self.num_negatives])[distribute.replica_id()]
-
-    def scores(self, feats: tf.Tensor, ids: tf.Tensor, noise: tf.Tensor):
-        """(pos_logits [B], neg_logits [B, K]) = bank similarities / tau."""
-        feats = tf.cast(feats, tf.float32)
-        pos = tf.reduce_sum(feats * self.bank.gather(ids), axis=-1)
-        if self.shared_negatives:
-            neg = tf.matmul(feats, self.bank.gather(noise[0]), transpose_b=True)
-        else:
-            neg = tf.einsum("bd,bkd->bk", feats, self.bank.gather(noise))
-        return pos / self.temperature, neg / self.temperature
+        return self.bank.sample_noise(local_batch, self.num_negatives, self.seed, step,
+                                      shared=self.shared_negatives)
 
     def train_step(self, data):
         images, ids = data["image"], data["index"]
@@ -94,12 +78,11 @@ class InstDisc(keras.Model):
         noise = self.noise_ids(local_batch, self.optimizer.iterations)
         with tf.GradientTape() as tape:
             feats = self.encoder(images, training=True)
-            pos, neg = self.scores(feats, ids, noise)
+            pos, neg = self.bank.logits(feats, ids, noise, self.temperature)
             if self.loss_kind == "nce":
                 z_est = distribute.all_reduce_mean(
                     estimate_z(tf.stop_gradient(pos), tf.stop_gradient(neg), self.num_instances))
-                z_old = self.z.value
-                z = tf.where(z_old < 0, z_est, z_old)
+                z = next_z(self.z.value, z_est, self.z_momentum)
                 loss = nce_loss(pos, neg, z, self.num_instances)
             else:
                 loss = softmax_bank_loss(pos, neg)
@@ -107,9 +90,6 @@ class InstDisc(keras.Model):
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
         if self.loss_kind == "nce":
-            if self.z_momentum > 0:
-                z = tf.where(z_old < 0, z_est,
-                             self.z_momentum * z_old + (1.0 - self.z_momentum) * z_est)
             self.z.assign(z)
         self.bank.update(ids, feats, self.momentum, labels=data.get("label"))
         self.loss_tracker.update_state(loss)
