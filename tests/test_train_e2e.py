@@ -198,3 +198,51 @@ def test_invaspread_trains_resumes_and_exports(tmp_path, capsys):
     again = train.run(cfg, str(tmp_path), verbose=0)
     assert "resuming from" in capsys.readouterr().out
     assert again["trained_epochs_this_run"] == 1
+
+
+def test_cmc_on_grayscale_trains_resumes_and_exports(tmp_path, capsys):
+    cfg = _smoke_cfg("smoke_cmc_digits")
+    results, model = train.run(cfg, str(tmp_path), verbose=0, return_model=True)
+    assert np.isfinite(results["final_loss"]) and 0 <= results["knn_top1"] <= 1
+    copies = [b.labels.numpy() for b in model.banks]
+    assert all(np.all(c >= 0) for c in copies)  # both banks warm-started
+    cfg.train.epochs = 2
+    again = train.run(cfg, str(tmp_path), verbose=0)
+    assert "resuming from" in capsys.readouterr().out and again["trained_epochs_this_run"] == 1
+    loaded = tf.saved_model.load(again["export"])
+    images = tf.zeros([3, 8, 8, 1], tf.uint8)
+    out = loaded.signatures["embed_images"](images=images)
+    assert out["embeddings"].shape == (3, 32)  # two 16-d views, concatenated
+    np.testing.assert_allclose(np.linalg.norm(out["embeddings"].numpy(), axis=1), 1, rtol=1e-5)
+    assert out["features"].shape == (3, 64)  # two 32-d pooled backbones
+
+
+def test_cmc_lab_on_converted_imagenet_tfrecords(tmp_path, capsys):
+    from tests.data.test_imagenet_tfrecords import _write_image_folder
+    from tools.build_imagenet_tfrecords import convert
+
+    _write_image_folder(str(tmp_path / "folder"))
+    convert(str(tmp_path / "folder"), str(tmp_path / "tfr"), train_shards=2,
+            validation_shards=1, num_threads=2)
+    cfg = _smoke_cfg("smoke_cmc_digits")
+    cfg.dataset.name = "imagenet"
+    cfg.dataset.data_dir = str(tmp_path / "tfr")
+    cfg.dataset.image_size = 16
+    cfg.dataset.eval_limit = 0
+    cfg.dataset.shuffle_buffer = 8
+    cfg.cmc.views = "lab"
+    cfg.cmc.num_negatives = 8
+    cfg.train.batch_size = 4
+    cfg.eval.batch_size = 4
+    cfg.eval.knn_k = 5
+    cfg.eval.projector_examples = 6
+    work = str(tmp_path / "run")
+    results = train.run(cfg, work, verbose=0)
+    assert np.isfinite(results["final_loss"])
+    cfg.train.epochs = 2
+    again = train.run(cfg, work, verbose=0)
+    assert "resuming from" in capsys.readouterr().out and again["trained_epochs_this_run"] == 1
+    loaded = tf.saved_model.load(again["export"])
+    jpeg = tf.io.encode_jpeg(tf.zeros([40, 50, 3], tf.uint8))
+    out = loaded.signatures["serving_default"](jpeg=tf.stack([jpeg, jpeg]))
+    assert out["embeddings"].shape == (2, 32)

@@ -24,7 +24,7 @@ from tf_contrastive.core.summaries import RunMonitor, write_projector
 from tf_contrastive.data import pipeline
 from tf_contrastive.eval.callbacks import KNNMonitor
 from tf_contrastive.methods import get_method
-from tf_contrastive.models.encoder import backbone_of, build_encoder
+from tf_contrastive.models.encoder import backbone_of
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               "configs", "default.py")
@@ -47,9 +47,7 @@ def build_model(cfg, strategy: tf.distribute.Strategy, info: pipeline.DatasetInf
     """The method's model and its optimizer, with every variable created, in scope."""
     spec = get_method(cfg.method)
     with strategy.scope():
-        encoder = build_encoder(info.image_shape, cfg.model.backbone, cfg.model.width,
-                                cfg.model.embedding_dim, info.mean, info.std)
-        model = spec.build(cfg, encoder, info.num_train)
+        model = spec.build(cfg, info)
         optimizer = build_optimizer(cfg.optimizer, cfg.train.batch_size, steps_per_epoch,
                                     cfg.train.epochs)
         model.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
@@ -124,7 +122,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
                                       max_to_keep=cfg.train.checkpoints_to_keep,
                                       restore_from=os.path.join(workdir, "checkpoints"))
     start_epoch = run_ckpt.restore_latest()
-    warm = spec.has_bank and cfg.instdisc.warm_start
+    warm = spec.has_bank and cfg[cfg.method].warm_start
     if start_epoch:
         print(f"resuming from {run_ckpt.latest} at epoch {start_epoch}",
               flush=True)
@@ -149,7 +147,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
         knn.last = {}
         print(f"kNN top-1 of the untrained network: {init_knn['knn_top1_at_init']:.4f}",
               flush=True)
-    sample = next(iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind,
+    sample = next(iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg),
                                               start_epoch=start_epoch)))
     callbacks = [knn, ckpt_lib.StopOnNonFinite()]
     if chief:
@@ -159,7 +157,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
                                         update_freq=cfg.train.log_every_steps)]
     callbacks.append(ckpt_lib.SaveEveryEpoch(run_ckpt))
     train_ds = strategy.distribute_datasets_from_function(
-        lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind,
+        lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind(cfg),
                                            start_epoch=start_epoch))
     t0 = time.time()
     history = {}

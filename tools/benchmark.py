@@ -50,7 +50,7 @@ def bench_train_step(cfg, steps: int, warmup: int) -> None:
     info = pipeline.describe(cfg.dataset)
     spec = get_method(cfg.method)
     batches = []
-    it = iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind))
+    it = iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg)))
     for _ in range(min(steps + warmup, 8)):
         batches.append(next(it))
     for shared in (False, True):

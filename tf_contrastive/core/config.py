@@ -13,7 +13,8 @@ import os
 import ml_collections
 import tensorflow as tf
 
-KNOWN_METHODS = ("instdisc", "invaspread")
+KNOWN_METHODS = ("instdisc", "invaspread", "cmc")
+CMC_VIEWS = ("lab", "ycbcr", "intensity_gradient")
 KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet")
 KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
 KNOWN_SCHEDULES = ("cosine", "step", "constant")
@@ -74,6 +75,17 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.invaspread = ml_collections.ConfigDict()
     c.invaspread.temperature = 0.1
+
+    c.cmc = ml_collections.ConfigDict()
+    # lab / ycbcr for colour images; intensity_gradient for grayscale ones.
+    c.cmc.views = "lab"
+    c.cmc.loss = "nce"  # "nce" or "softmax"
+    c.cmc.num_negatives = 16384
+    c.cmc.temperature = 0.07
+    c.cmc.momentum = 0.5
+    c.cmc.objective = "core"  # "core" or "full" (the same for two views)
+    c.cmc.z_momentum = 0.0
+    c.cmc.warm_start = False
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "sgd"
@@ -171,7 +183,21 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("instdisc.num_negatives", f"must be >= 1, got {d.num_negatives}")
     if cfg.invaspread.temperature <= 0:
         _fail("invaspread.temperature", f"must be > 0, got {cfg.invaspread.temperature}")
+    m = cfg.cmc
+    if m.views not in CMC_VIEWS:
+        _fail("cmc.views", f"{m.views!r} is not one of {CMC_VIEWS}")
+    if m.loss not in ("nce", "softmax"):
+        _fail("cmc.loss", f"{m.loss!r} is not one of ('nce', 'softmax')")
+    if m.objective not in ("core", "full"):
+        _fail("cmc.objective", f"{m.objective!r} is not one of ('core', 'full')")
+    if m.temperature <= 0:
+        _fail("cmc.temperature", f"must be > 0, got {m.temperature}")
+    if not 0 <= m.momentum < 1:
+        _fail("cmc.momentum", f"must be in [0, 1), got {m.momentum}")
     if num_instances is not None:
+        if cfg.method == "cmc" and m.num_negatives >= num_instances:
+            _fail("cmc.num_negatives",
+                  f"K={m.num_negatives} must be < N={num_instances} training examples")
         if num_instances < cfg.train.batch_size:
             _fail("train.batch_size",
                   f"{cfg.train.batch_size} exceeds the {num_instances} training examples")

@@ -26,7 +26,8 @@ def image_grid(images: tf.Tensor, max_images: int = 16) -> tf.Tensor:
 
 
 class RunMonitor(keras.callbacks.Callback):
-    """Writes per-epoch scalars (lr, Z, bank norms and coverage) and a view grid.
+    """Writes per-epoch scalars (lr, the model's ``monitor_scalars()`` such as Z,
+    bank norms and coverage) and a grid of augmented views.
 
     ``views`` is one training batch dict; its image-like keys are drawn once.
     """
@@ -52,18 +53,19 @@ class RunMonitor(keras.callbacks.Callback):
         with self.writer.as_default(step=epoch + 1):
             tf.summary.scalar("lr", float(lr.numpy() if hasattr(lr, "numpy") else lr))
             tf.summary.scalar("optimizer_steps", step)
-            z = getattr(self.model, "z", None)
-            if z is not None:
-                tf.summary.scalar("nce/Z", float(z.numpy()))
-            bank = getattr(self.model, "bank", None)
-            if bank is not None:
+            for name, value in getattr(self.model, "monitor_scalars", dict)().items():
+                tf.summary.scalar(name, float(value))
+            banks = getattr(self.model, "banks", None) or (
+                [self.model.bank] if getattr(self.model, "bank", None) is not None else [])
+            for bank in banks:
+                prefix = "bank" if len(banks) == 1 else f"bank_{bank.name}"
                 feats = tf.convert_to_tensor(bank.features.value)
                 norms = tf.norm(feats, axis=1)
-                tf.summary.scalar("bank/mean_norm", float(tf.reduce_mean(norms)))
-                tf.summary.scalar("bank/min_norm", float(tf.reduce_min(norms)))
+                tf.summary.scalar(f"{prefix}/mean_norm", float(tf.reduce_mean(norms)))
+                tf.summary.scalar(f"{prefix}/min_norm", float(tf.reduce_min(norms)))
                 seen = tf.reduce_mean(tf.cast(bank.labels.value >= 0, tf.float32))
-                tf.summary.scalar("bank/rows_seen", float(seen))
-                tf.summary.histogram("bank/row_mean", tf.reduce_mean(feats, axis=1))
+                tf.summary.scalar(f"{prefix}/rows_seen", float(seen))
+                tf.summary.histogram(f"{prefix}/row_mean", tf.reduce_mean(feats, axis=1))
             for key, value in (logs or {}).items():
                 if key.startswith("knn_"):
                     tf.summary.scalar(f"eval/{key}", float(value))

@@ -3,7 +3,8 @@
 The batch-dict contract between data and methods:
 
 * training batches hold the view keys of ``VIEWS[view_kind]`` (``image`` for one
-  view; ``view_0``/``view_1`` for two), float32 [B, H, W, C] in [0, 1], plus
+  view; ``view_0``/``view_1`` for two augmentations; ``view_l``/``view_ab`` for
+  CMC's channel splits), float32 [B, H, W, C] in about [0, 1], plus
   ``index`` (int32 instance id, the memory-bank row) and ``label`` (int32,
   0-based; -1 where unknown);
 * evaluation batches hold ``image`` (center view), ``label`` and ``index``.
@@ -21,9 +22,33 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from tf_contrastive.core import color
 from tf_contrastive.data import arrays, augment, imagenet
 
-VIEWS = {"single": ("image",), "pair": ("view_0", "view_1")}
+
+@dataclasses.dataclass(frozen=True)
+class ViewSpec:
+    """How a training batch's views are made from each image.
+
+    ``crops`` independent random crops are taken; without ``split`` each crop
+    gets its own photometric augmentation and becomes one key. With ``split``
+    (CMC's channel splits) one crop is flipped and split into ``keys`` by the
+    named function of :mod:`tf_contrastive.core.color`; no colour jitter, so the
+    views keep describing the same pixels.
+    """
+
+    keys: tuple[str, ...]
+    crops: int
+    split: str | None = None
+
+
+VIEWS = {
+    "single": ViewSpec(("image",), 1),
+    "pair": ViewSpec(("view_0", "view_1"), 2),
+    "lab": ViewSpec(("view_l", "view_ab"), 1, "lab"),
+    "ycbcr": ViewSpec(("view_l", "view_ab"), 1, "ycbcr"),
+    "intensity_gradient": ViewSpec(("view_l", "view_ab"), 1, "intensity_gradient"),
+}
 _EPOCHS_FOREVER = 1 << 30
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -122,12 +147,14 @@ def _batch_seed(cfg, epoch, batch_no, pipeline_id: int) -> tf.Tensor:
 
 
 def _finish_views(cfg, view_kind: str, crops: list[tf.Tensor], seed: tf.Tensor) -> dict:
-    """Photometric augmentation of each (already cropped) view batch."""
-    out = {}
+    """Photometric augmentation of each (already cropped) view batch, or the split."""
+    spec = VIEWS[view_kind]
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=len(crops)))
-    for key, crop, s in zip(VIEWS[view_kind], crops, seeds, strict=True):
-        out[key] = augment.photometric(crop, s, cfg.augment)
-    return out
+    if spec.split is not None:
+        x = augment.random_flip(crops[0], seeds[0]) if cfg.augment.flip else crops[0]
+        return dict(zip(spec.keys, color.SPLITS[spec.split](x), strict=True))
+    return {key: augment.photometric(crop, s, cfg.augment)
+            for key, crop, s in zip(spec.keys, crops, seeds, strict=True)}
 
 
 def _array_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
@@ -139,7 +166,7 @@ def _array_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
     size = cfg.dataset.image_size
     scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
-    n_views = len(VIEWS[view_kind])
+    n_views = VIEWS[view_kind].crops
 
     def one_epoch(epoch):
         noise = tf.random.stateless_uniform([n], tf.stack([tf.cast(cfg.seed, tf.int64), epoch]))
@@ -172,17 +199,25 @@ def _record_reader(skip_bad: bool):
     return read
 
 
-def _imagenet_records(cfg, split, ctx, shuffle_seed=None):
-    """(serialized, id, position, path) for this pipeline's shards."""
+def _imagenet_records(cfg, split, ctx, epoch=None):
+    """(serialized, id, position, path) for this pipeline's shards.
+
+    Shards are split between input pipelines by position in the sorted list
+    (stable); with ``epoch`` given, this pipeline's shards are read in a
+    stateless per-epoch random order.
+    """
     files, offsets, _ = _imagenet_index(cfg.dataset.data_dir, split)
     n_pipe, pipe_id, _ = _pipelines(ctx)
     if len(files) < n_pipe:
         raise ValueError(f"{cfg.dataset.data_dir}: {len(files)} {split} shards cannot be "
                          f"split across {n_pipe} input pipelines")
-    ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files), tf.constant(offsets, tf.int64))).shard(n_pipe, pipe_id)
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(files), seed=shuffle_seed)
+    files_t = tf.constant(files[pipe_id::n_pipe])
+    offsets_t = tf.constant(offsets[pipe_id::n_pipe], tf.int64)
+    if epoch is not None:
+        key = tf.stack([tf.cast(cfg.seed, tf.int64), tf.cast(epoch, tf.int64)])
+        order = tf.argsort(tf.random.stateless_uniform([len(files[pipe_id::n_pipe])], key))
+        files_t, offsets_t = tf.gather(files_t, order), tf.gather(offsets_t, order)
+    ds = tf.data.Dataset.from_tensor_slices((files_t, offsets_t))
     return ds.interleave(_record_reader(cfg.dataset.skip_bad_records),
                          cycle_length=min(16, len(files)), num_parallel_calls=AUTOTUNE,
                          deterministic=True)
@@ -202,12 +237,14 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
     size = cfg.dataset.image_size
     scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
-    n_views = len(VIEWS[view_kind])
+    n_views = VIEWS[view_kind].crops
 
     def one_epoch(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
-        ds = _imagenet_records(cfg, "train", ctx, shuffle_seed=epoch_seed)
-        ds = ds.shuffle(cfg.dataset.shuffle_buffer, seed=epoch_seed)
+        ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
+        # A fixed integer seed: the input order already differs every epoch, and a
+        # tensor seed would break under a global seed (keras.utils.set_random_seed).
+        ds = ds.shuffle(cfg.dataset.shuffle_buffer, seed=cfg.seed)
         ds = ds.map(_parse(cfg, cfg.dataset.train_limit), num_parallel_calls=AUTOTUNE)
         ds = ds.filter(lambda r: r["ok"])
 

@@ -17,7 +17,7 @@ class KNNMonitor(keras.callbacks.Callback):
     first recomputes every training feature with the evaluation view, as their
     code does for the final figure: the bank's rows were written at different
     moments of the epoch and lag the network. The training model must expose
-    ``encoder``; methods without a ``bank`` (InvaSpread) always recompute.
+    ``encoder``; methods without ``knn_bank()`` (InvaSpread) always recompute.
     The last figures are kept in ``self.last``.
     """
 
@@ -34,15 +34,14 @@ class KNNMonitor(keras.callbacks.Callback):
 
     def evaluate(self, recompute: bool = False) -> dict[str, float]:
         feats, labels, _ = extract_features(self.model.encoder, self.make_eval_dataset())
-        if recompute or getattr(self.model, "bank", None) is None:
+        if recompute or not hasattr(self.model, "knn_bank"):
             train_feats, train_labels, ids = extract_features(self.model.encoder,
                                                               self.make_train_dataset())
             order = tf.argsort(ids)
             bank = tf.gather(train_feats, order)
             bank_labels = tf.gather(train_labels, order)
         else:
-            bank = tf.convert_to_tensor(self.model.bank.features.value)
-            bank_labels = tf.convert_to_tensor(self.model.bank.labels.value)
+            bank, bank_labels = self.model.knn_bank()
         self.last = knn_accuracy(feats, labels, bank, bank_labels, self.num_classes,
                                  k=self.k, sigma=self.sigma)
         return self.last

@@ -7,35 +7,59 @@ from collections.abc import Callable
 
 import keras
 
+from tf_contrastive.methods.cmc import CMC
 from tf_contrastive.methods.instdisc import InstDisc
 from tf_contrastive.methods.invaspread import InvaSpread
+from tf_contrastive.models.encoder import build_encoder, build_multiview_encoder
+
+# Input normalisation of CMC's split views, which are scaled to about [0, 1].
+VIEW_MEAN, VIEW_STD = 0.5, 0.25
 
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-    """How to build a method and which batch-dict views it consumes."""
+    """How to build a method from (cfg, dataset info) and which views it consumes."""
 
     build: Callable[..., keras.Model]
-    view_kind: str
+    view_kind: Callable[..., str]
     has_bank: bool
 
 
-def _build_instdisc(cfg, encoder: keras.Model, num_instances: int) -> keras.Model:
+def _encoder(cfg, info, shape=None, mean=None, std=None, name="encoder"):
+    return build_encoder(shape or info.image_shape, cfg.model.backbone, cfg.model.width,
+                         cfg.model.embedding_dim, mean or info.mean, std or info.std, name=name)
+
+
+def _build_instdisc(cfg, info) -> keras.Model:
     d = cfg.instdisc
-    return InstDisc(encoder, num_instances, num_negatives=d.num_negatives,
+    return InstDisc(_encoder(cfg, info), info.num_train, num_negatives=d.num_negatives,
                     temperature=d.temperature, momentum=d.momentum, loss=d.loss,
                     shared_negatives=d.shared_negatives, z_momentum=d.z_momentum,
                     seed=cfg.seed, name="instdisc")
 
 
-def _build_invaspread(cfg, encoder: keras.Model, num_instances: int) -> keras.Model:
-    del num_instances  # no memory bank
-    return InvaSpread(encoder, temperature=cfg.invaspread.temperature, name="invaspread")
+def _build_invaspread(cfg, info) -> keras.Model:
+    return InvaSpread(_encoder(cfg, info), temperature=cfg.invaspread.temperature,
+                      name="invaspread")
+
+
+def _build_cmc(cfg, info) -> keras.Model:
+    d = cfg.cmc
+    h, w, _ = info.image_shape
+    views = {}
+    for key, channels in (("view_l", 1), ("view_ab", 2)):
+        views[key] = _encoder(cfg, info, (h, w, channels), [VIEW_MEAN] * channels,
+                              [VIEW_STD] * channels, name=f"encoder_{key}")
+    combined = build_multiview_encoder(info.image_shape, d.views, list(views.values()))
+    return CMC(views, combined, info.num_train, num_negatives=d.num_negatives,
+               temperature=d.temperature, momentum=d.momentum, loss=d.loss,
+               objective=d.objective, z_momentum=d.z_momentum, seed=cfg.seed, name="cmc")
 
 
 METHODS = {
-    "instdisc": MethodSpec(_build_instdisc, view_kind="single", has_bank=True),
-    "invaspread": MethodSpec(_build_invaspread, view_kind="pair", has_bank=False),
+    "instdisc": MethodSpec(_build_instdisc, lambda cfg: "single", has_bank=True),
+    "invaspread": MethodSpec(_build_invaspread, lambda cfg: "pair", has_bank=False),
+    "cmc": MethodSpec(_build_cmc, lambda cfg: cfg.cmc.views, has_bank=True),
 }
 
 

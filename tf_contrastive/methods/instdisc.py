@@ -97,6 +97,14 @@ class InstDisc(keras.Model):
         self.neg_tracker.update_state(tf.reduce_mean(neg) * self.temperature)
         return {m.name: m.result() for m in self.metrics}
 
+    def monitor_scalars(self) -> dict[str, tf.Tensor]:
+        return {"nce/Z": self.z.value} if self.loss_kind == "nce" else {}
+
+    def knn_bank(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """(rows, labels) of the bank, for the kNN monitor."""
+        return (tf.convert_to_tensor(self.bank.features.value),
+                tf.convert_to_tensor(self.bank.labels.value))
+
     def fill_bank_step(self, data):
         """Overwrites the batch's bank rows with the current encoder's features."""
         feats = self.encoder(data["image"], training=False)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
+from tf_contrastive.core import color
 from tf_contrastive.models.resnet import build_backbone
 
 
@@ -37,6 +38,60 @@ def build_encoder(input_shape: tuple[int, int, int], backbone: str, width: int,
 
 
 def backbone_of(encoder: keras.Model) -> keras.Model:
-    """The pooled-feature sub-model (input -> backbone output), for linear probes."""
-    # The head's input is the backbone's output in the encoder's own graph.
-    return keras.Model(encoder.input, encoder.get_layer("head").input, name="features")
+    """The pooled-feature sub-model (input -> backbone output), for linear probes.
+
+    For a multi-view encoder it is the concatenation of every view's pooled
+    features (the CMC protocol).
+    """
+    names = [layer.name for layer in encoder.layers]
+    if "view_split" in names:  # Re-apply the shared view layers to get their features.
+        views = encoder.get_layer("view_split")(encoder.input)
+        both = [encoder.get_layer(n) for n in names if n.endswith("_both")]
+        pooled = [m(v)[1] for m, v in zip(both, views, strict=True)]
+        out = layers.Concatenate(name="view_features")(pooled)
+    else:  # The head's input is the backbone's output in the encoder's own graph.
+        out = encoder.get_layer("head").input
+    return keras.Model(encoder.input, out, name="features")
+
+
+@keras.saving.register_keras_serializable(package="tf_contrastive")
+class ViewSplit(layers.Layer):
+    """Splits an image into views with a named function of core.color.SPLITS."""
+
+    def __init__(self, split: str, **kwargs):
+        super().__init__(**kwargs)
+        if split not in color.SPLITS:
+            raise ValueError(f"unknown view split {split!r}; known: {sorted(color.SPLITS)}")
+        self.split = split
+
+    def call(self, images):
+        return list(color.SPLITS[self.split](images))
+
+    def compute_output_shape(self, input_shape):
+        out = [(*input_shape[:-1], 1), (*input_shape[:-1], 2)]
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "split": self.split}
+
+
+def build_multiview_encoder(input_shape: tuple[int, int, int], split: str,
+                            view_encoders: Sequence[keras.Model],
+                            name: str = "encoder") -> keras.Model:
+    """Image -> its views -> each view's encoder -> concatenated embedding.
+
+    Each view's embedding is unit-norm, so the concatenation is divided by
+    sqrt(number of views) to be unit-norm too. ``backbone_of`` gives the
+    concatenated pooled features of the views, for linear probes.``
+    """
+    inputs = keras.Input(shape=input_shape, name="image")
+    views = ViewSplit(split, name="view_split")(inputs)
+    embeddings = []
+    for enc, view in zip(view_encoders, views, strict=True):
+        both = keras.Model(enc.input, [enc.output, enc.get_layer("head").input],
+                           name=f"{enc.name}_both")
+        embeddings.append(both(view)[0])
+    scale = 1.0 / float(len(view_encoders)) ** 0.5
+    joined = layers.Concatenate(name="view_embeddings")(embeddings)
+    outputs = layers.Rescaling(scale, name="unit_norm")(joined)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,4 +1,8 @@
-"""Colour-space conversions as TensorFlow ops (no tensorflow-io): RGB -> CIE Lab, YCbCr.
+"""Colour-space conversions and view splits as TensorFlow ops (no tensorflow-io).
+
+They live in ``core`` because both the input pipeline (making CMC's views) and
+the exported encoders (splitting an image into the same views in the graph)
+need exactly the same ops.
 
 ``rgb_to_lab`` follows the sRGB standard (IEC 61966-2-1 gamma) and the D65
 white point, the same definition scikit-image's ``rgb2lab`` uses; CMC splits
@@ -40,3 +44,36 @@ def rgb_to_ycbcr(rgb: tf.Tensor) -> tf.Tensor:
                      [0.5, -0.418688, -0.081312]], tf.float32)
     out = tf.tensordot(rgb, tf.transpose(m), axes=1)
     return out + tf.constant([0.0, 0.5, 0.5])
+
+
+# Fixed scalings that map each split view to about [0, 1]; the encoders'
+# Normalization layers standardise from there.
+LAB_SCALE = (100.0, 255.0)  # L / 100, (ab + 128) / 255
+
+
+def split_lab(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """RGB [..., 3] in [0, 1] -> (L [..., 1], ab [..., 2]), each scaled to ~[0, 1]."""
+    lab = rgb_to_lab(rgb)
+    return lab[..., :1] / LAB_SCALE[0], (lab[..., 1:] + 128.0) / LAB_SCALE[1]
+
+
+def split_ycbcr(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """RGB [..., 3] -> (Y [..., 1], CbCr [..., 2]) in [0, 1]: CMC's alternative split."""
+    ycc = rgb_to_ycbcr(rgb)
+    return ycc[..., :1], ycc[..., 1:]
+
+
+def split_intensity_gradient(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Grayscale [B, H, W, 1] -> (intensity [B, H, W, 1], Sobel (gy, gx) [B, H, W, 2]).
+
+    The two-view split for single-channel data such as Fashion-MNIST: what the
+    pixels are, and where they change. Gradients (at most 4 in magnitude on
+    [0, 1] images) are mapped to [0, 1] by g / 8 + 0.5.
+    """
+    gray = tf.convert_to_tensor(gray, tf.float32)
+    edges = tf.image.sobel_edges(gray)[..., 0, :]  # [B, H, W, 2]: dy, dx of channel 0
+    return gray, tf.clip_by_value(edges / 8.0 + 0.5, 0.0, 1.0)
+
+
+SPLITS = {"lab": split_lab, "ycbcr": split_ycbcr,
+          "intensity_gradient": split_intensity_gradient}
