@@ -32,13 +32,17 @@ from absl import app, flags
 from tf_contrastive.data.imagenet import COUNTS_FILE, JPEG_MAGIC, make_example
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input_dir", None, "ImageFolder root holding train/ and val/.")
-flags.DEFINE_string("output_dir", None, "Where the shards are written.")
-flags.DEFINE_integer("train_shards", 1024, "Number of training shards.")
-flags.DEFINE_integer("validation_shards", 128, "Number of validation shards.")
-flags.DEFINE_integer("num_threads", 8, "Parallel writer threads.")
-flags.DEFINE_string("synset_text", "", "Optional file of '<synset> <text>' lines.")
-flags.DEFINE_integer("seed", 12345, "Shuffle seed for the training file order.")
+
+
+def define_flags() -> None:
+    """Flags live here, not at import, so tests can import the converter."""
+    flags.DEFINE_string("input_dir", None, "ImageFolder root holding train/ and val/.")
+    flags.DEFINE_string("output_dir", None, "Where the shards are written.")
+    flags.DEFINE_integer("train_shards", 1024, "Number of training shards.")
+    flags.DEFINE_integer("validation_shards", 128, "Number of validation shards.")
+    flags.DEFINE_integer("num_threads", 8, "Parallel writer threads.")
+    flags.DEFINE_string("synset_text", "", "Optional file of '<synset> <text>' lines.")
+    flags.DEFINE_integer("seed", 12345, "Shuffle seed for the training file order.")
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".gif")
 
 
@@ -164,4 +168,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 KNOWN_METHODS = ("instdisc", "invaspread", "cmc")
 CMC_VIEWS = ("lab", "ycbcr", "intensity_gradient")
-KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet")
+KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet", "multiview")
 KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
 KNOWN_SCHEDULES = ("cosine", "step", "constant")
 KNOWN_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -41,6 +41,11 @@ def base_config() -> ml_collections.ConfigDict:
     # empty means the Debian package location, then Keras's cache).
     c.dataset.data_dir = ""
     c.dataset.image_size = 28
+    # Multi-view records (dataset.name = "multiview"): view names in the records,
+    # their channel counts, and the number of label classes (0 = unlabelled).
+    c.dataset.view_names = ("rgb", "depth")
+    c.dataset.view_channels = (3, 1)
+    c.dataset.num_classes = 0
     # Use only the first N training / evaluation examples (0 = all). For smoke runs.
     # Train only on these classes (in-memory datasets; empty = all). With the
     # rest held out, Recall@K on unseen categories is InvaSpread's protocol.
@@ -139,6 +144,15 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("strategy", f"{cfg.strategy!r} is not one of {KNOWN_STRATEGIES}")
     if cfg.dataset.train_classes and cfg.dataset.name == "imagenet":
         _fail("dataset.train_classes", "is supported for in-memory datasets only")
+    if cfg.dataset.name == "multiview":
+        if cfg.method != "cmc":
+            _fail("dataset.name", "multi-view records are for method 'cmc'")
+        if len(cfg.dataset.view_names) < 2 or len(cfg.dataset.view_names) != len(
+                cfg.dataset.view_channels):
+            _fail("dataset.view_names", "need >= 2 names and one channel count per name, got "
+                  f"{cfg.dataset.view_names} / {cfg.dataset.view_channels}")
+        if cfg.cmc.warm_start:
+            _fail("cmc.warm_start", "is for the channel-split views, not multi-view records")
     if cfg.dataset.image_size < 8:
         _fail("dataset.image_size", f"must be >= 8, got {cfg.dataset.image_size}")
     if not 0 < cfg.augment.crop_scale_min <= cfg.augment.crop_scale_max <= 1:

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_contrastive.core import color
-from tf_contrastive.data import arrays, augment, imagenet
+from tf_contrastive.data import arrays, augment, imagenet, multiview
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,8 @@ VIEWS = {
     "lab": ViewSpec(("view_l", "view_ab"), 1, "lab"),
     "ycbcr": ViewSpec(("view_l", "view_ab"), 1, "ycbcr"),
     "intensity_gradient": ViewSpec(("view_l", "view_ab"), 1, "intensity_gradient"),
+    # Multi-view records: keys view_<name> for config.dataset.view_names, aligned crops.
+    "multiview": ViewSpec((), 1),
 }
 _EPOCHS_FOREVER = 1 << 30
 AUTOTUNE = tf.data.AUTOTUNE
@@ -118,6 +120,12 @@ def describe(ds_cfg) -> DatasetInfo:
             n_eval = min(n_eval, int(ds_cfg.eval_limit))
         return DatasetInfo(n_train, n_eval, 1000, (size, size, 3),
                            augment.IMAGENET_MEAN, augment.IMAGENET_STD)
+    if ds_cfg.name == "multiview":
+        _, _, n_train = _imagenet_index(ds_cfg.data_dir, "train")
+        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation")
+        c = int(ds_cfg.view_channels[0])
+        return DatasetInfo(n_train, n_eval, int(ds_cfg.num_classes), (size, size, c),
+                           (0.5,) * c, (0.25,) * c)
     return _array_info(_array_key(ds_cfg, "train"), _array_key(ds_cfg, "test"), size)
 
 
@@ -269,6 +277,57 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
 
 
+def _multiview_parse(cfg):
+    names, channels = tuple(cfg.dataset.view_names), tuple(cfg.dataset.view_channels)
+
+    def parse(rec, ident, pos, path):
+        where = tf.strings.join([path, ": record ", tf.strings.as_string(pos)])
+        views, _, label = multiview.parse_views(rec, names, channels,
+                                                cfg.dataset.image_size, where)
+        return views, tf.cast(ident, tf.int32), label
+    return parse
+
+
+def _multiview_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
+    del view_kind
+    _, _, replicas_here = _pipelines(ctx)
+    per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
+    scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
+    parse = _multiview_parse(cfg)
+
+    def one_epoch(epoch):
+        epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
+        ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
+        ds = ds.shuffle(cfg.dataset.shuffle_buffer, seed=cfg.seed)
+
+        def make(rec, ident, pos, path):
+            views, index, label = parse(rec, ident, pos, path)
+            seed = tf.stack([epoch_seed, tf.cast(index, tf.int64)])
+            crops = multiview.aligned_crop(views, seed, cfg.dataset.image_size, scale,
+                                           cfg.augment.flip)
+            out = {f"view_{name}": crop for name, crop in crops.items()}
+            out["index"], out["label"] = index, label
+            return out
+
+        ds = ds.map(make, num_parallel_calls=AUTOTUNE)
+        return ds.batch(per_replica, drop_remainder=True).take(steps * replicas_here)
+
+    return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
+
+
+def _multiview_eval(cfg, split, ctx, per_replica):
+    """The first (core) view as ``image``: what the core view's encoder is scored on."""
+    parse = _multiview_parse(cfg)
+    first = cfg.dataset.view_names[0]
+
+    def make(rec, ident, pos, path):
+        views, index, label = parse(rec, ident, pos, path)
+        return {"image": views[first], "label": label, "index": index}
+
+    ds = _imagenet_records(cfg, "train" if split == "train" else "validation", ctx)
+    return ds.map(make, num_parallel_calls=AUTOTUNE).batch(per_replica)
+
+
 def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
                   split: str = "train", training: bool = True, view_kind: str = "single",
                   start_epoch: int = 0) -> tf.data.Dataset:
@@ -284,7 +343,11 @@ def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
     info = describe(cfg.dataset)
     if training:
         steps = steps_per_epoch(cfg, info)
-        maker = _imagenet_train if cfg.dataset.name == "imagenet" else _array_train
+        maker = {"imagenet": _imagenet_train, "multiview": _multiview_train}.get(
+            cfg.dataset.name, _array_train)
+        if (cfg.dataset.name == "multiview") != (view_kind == "multiview"):
+            raise ValueError(f"view kind {view_kind!r} does not fit dataset "
+                             f"{cfg.dataset.name!r} (multi-view records need 'multiview')")
         ds = maker(cfg, view_kind, input_context, start_epoch, cfg.train.batch_size, steps)
     else:
         ds = _eval_dataset(cfg, split, input_context)
@@ -298,6 +361,8 @@ def _eval_dataset(cfg, split, ctx):
     per_replica = (ctx.get_per_replica_batch_size(cfg.eval.batch_size) if ctx
                    else cfg.eval.batch_size)
     size = cfg.dataset.image_size
+    if cfg.dataset.name == "multiview":
+        return _multiview_eval(cfg, split, ctx, per_replica)
     if cfg.dataset.name == "imagenet":
         limit = cfg.dataset.train_limit if split == "train" else cfg.dataset.eval_limit
         ds = _imagenet_records(cfg, "train" if split == "train" else "validation", ctx)

@@ -43,14 +43,25 @@ def _build_invaspread(cfg, info) -> keras.Model:
                       name="invaspread")
 
 
+def _cmc_views(cfg) -> list[tuple[str, int]]:
+    """(batch key, channels) of each view."""
+    if cfg.dataset.name == "multiview":
+        return [(f"view_{n}", int(c)) for n, c in zip(cfg.dataset.view_names,
+                                                      cfg.dataset.view_channels, strict=True)]
+    return [("view_l", 1), ("view_ab", 2)]
+
+
 def _build_cmc(cfg, info) -> keras.Model:
     d = cfg.cmc
     h, w, _ = info.image_shape
     views = {}
-    for key, channels in (("view_l", 1), ("view_ab", 2)):
+    for key, channels in _cmc_views(cfg):
         views[key] = _encoder(cfg, info, (h, w, channels), [VIEW_MEAN] * channels,
                               [VIEW_STD] * channels, name=f"encoder_{key}")
-    combined = build_multiview_encoder(info.image_shape, d.views, list(views.values()))
+    if cfg.dataset.name == "multiview":
+        combined = next(iter(views.values()))  # the core view's encoder
+    else:
+        combined = build_multiview_encoder(info.image_shape, d.views, list(views.values()))
     return CMC(views, combined, info.num_train, num_negatives=d.num_negatives,
                temperature=d.temperature, momentum=d.momentum, loss=d.loss,
                objective=d.objective, z_momentum=d.z_momentum, seed=cfg.seed, name="cmc")
@@ -59,7 +70,8 @@ def _build_cmc(cfg, info) -> keras.Model:
 METHODS = {
     "instdisc": MethodSpec(_build_instdisc, lambda cfg: "single", has_bank=True),
     "invaspread": MethodSpec(_build_invaspread, lambda cfg: "pair", has_bank=False),
-    "cmc": MethodSpec(_build_cmc, lambda cfg: cfg.cmc.views, has_bank=True),
+    "cmc": MethodSpec(_build_cmc, lambda cfg: "multiview" if cfg.dataset.name == "multiview"
+                      else cfg.cmc.views, has_bank=True),
 }
 
 

@@ -139,11 +139,14 @@ class CMC(keras.Model):
                 for i, j in self.term_trackers}
 
     def knn_bank(self) -> tuple[tf.Tensor, tf.Tensor]:
-        """(rows, labels) comparable with ``encoder``'s output: the banks concatenated,
-        divided by sqrt(views) as the combined embedding is."""
+        """(rows, labels) comparable with ``encoder``'s output: the banks concatenated
+        and divided by sqrt(views) as the combined embedding is, or the core view's
+        bank when ``encoder`` is the core view's encoder (multi-view records)."""
+        labels = tf.convert_to_tensor(self.banks[0].labels.value)
+        if self.encoder.output_shape[-1] == self.banks[0].dim:  # the core view's encoder
+            return tf.convert_to_tensor(self.banks[0].features.value), labels
         rows = tf.concat([tf.convert_to_tensor(b.features.value) for b in self.banks], axis=1)
-        scale = 1.0 / float(len(self.banks)) ** 0.5
-        return rows * scale, tf.convert_to_tensor(self.banks[0].labels.value)
+        return rows / float(len(self.banks)) ** 0.5, labels
 
     def fill_bank_step(self, data):
         """Warm start from evaluation batches (``image``): each view's bank rows set
