@@ -67,6 +67,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.backbone = "resnet18_cifar"
     c.model.width = 64
     c.model.embedding_dim = 128
+    # Batch-norm statistics over the global batch (all replicas) instead of per replica.
+    c.model.sync_bn = False
 
     c.instdisc = ml_collections.ConfigDict()
     c.instdisc.loss = "nce"  # "nce" or "softmax"

@@ -27,7 +27,8 @@ class MethodSpec:
 
 def _encoder(cfg, info, shape=None, mean=None, std=None, name="encoder"):
     return build_encoder(shape or info.image_shape, cfg.model.backbone, cfg.model.width,
-                         cfg.model.embedding_dim, mean or info.mean, std or info.std, name=name)
+                         cfg.model.embedding_dim, mean or info.mean, std or info.std, name=name,
+                         sync_bn=cfg.model.sync_bn)
 
 
 def _build_instdisc(cfg, info) -> keras.Model:

@@ -21,7 +21,7 @@ class L2Normalize(layers.Layer):
 
 def build_encoder(input_shape: tuple[int, int, int], backbone: str, width: int,
                   embedding_dim: int, mean: Sequence[float], std: Sequence[float],
-                  name: str = "encoder") -> keras.Model:
+                  name: str = "encoder", sync_bn: bool = False) -> keras.Model:
     """Images in [0, 1] -> L2-normalised ``embedding_dim`` features.
 
     The per-channel mean/std normalisation is part of the model so an exported
@@ -31,7 +31,7 @@ def build_encoder(input_shape: tuple[int, int, int], backbone: str, width: int,
     mean = [float(m) for m in mean]
     var = [float(s) ** 2 for s in std]
     x = layers.Normalization(mean=mean, variance=var, name="normalize")(inputs)
-    x = build_backbone(backbone, input_shape, width)(x)
+    x = build_backbone(backbone, input_shape, width, sync_bn=sync_bn)(x)
     x = layers.Dense(embedding_dim, name="head")(x)
     outputs = L2Normalize(name="l2norm")(x)
     return keras.Model(inputs, outputs, name=name)
