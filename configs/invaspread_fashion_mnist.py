@@ -19,7 +19,7 @@ def get_config():
     c.optimizer.learning_rate = 0.06  # per 256 images: 0.03 at batch 128
     c.optimizer.weight_decay = 5e-4
     c.train.batch_size = 128
-    c.train.epochs = 15
+    c.train.epochs = 18
     c.eval.knn_sigma = 0.1
     c.eval.every_epochs = 5
     return c

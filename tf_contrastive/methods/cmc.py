@@ -28,6 +28,7 @@ from tf_contrastive.core import distribute
 from tf_contrastive.losses.nce import estimate_z, nce_loss, next_z
 from tf_contrastive.losses.softmax_bank import softmax_bank_loss
 from tf_contrastive.memory import MemoryBank
+from tf_contrastive.methods.base import ContrastiveModel
 
 
 def view_pairs(num_views: int, objective: str) -> list[tuple[int, int]]:
@@ -39,7 +40,7 @@ def view_pairs(num_views: int, objective: str) -> list[tuple[int, int]]:
     raise ValueError(f"config.cmc.objective: {objective!r} is not one of ('core', 'full')")
 
 
-class CMC(keras.Model):
+class CMC(ContrastiveModel):
     """Per-view encoders and banks, trained by ``fit``; ``encoder`` maps an image to
     the concatenated view embeddings (for kNN, probes and export)."""
 
@@ -47,12 +48,16 @@ class CMC(keras.Model):
                  num_instances: int, num_negatives: int = 16384, temperature: float = 0.07,
                  momentum: float = 0.5, loss: str = "nce", objective: str = "core",
                  z_momentum: float = 0.0, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
+        keys = tuple(view_encoders)
+        pairs = view_pairs(len(keys), objective)
+        directions = [(i, j) for a, b in pairs for i, j in ((a, b), (b, a))]
+        term_names = {d: f"loss_{keys[d[0]]}_to_{keys[d[1]]}" for d in directions}
+        super().__init__(encoder, ("loss", *term_names.values()), **kwargs)
+        self.pairs, self.term_names = pairs, term_names
         if loss not in ("nce", "softmax"):
             raise ValueError(f"config.cmc.loss: {loss!r} is not one of ('nce', 'softmax')")
-        self.view_keys = tuple(view_encoders)
+        self.view_keys = keys
         self.view_encoders = [view_encoders[k] for k in self.view_keys]
-        self.encoder = encoder
         self.num_instances = int(num_instances)
         self.num_negatives = int(num_negatives)
         self.temperature = float(temperature)
@@ -60,7 +65,6 @@ class CMC(keras.Model):
         self.loss_kind = loss
         self.z_momentum = float(z_momentum)
         self.seed = int(seed)
-        self.pairs = view_pairs(len(self.view_keys), objective)
         self.banks = [MemoryBank(num_instances, enc.output_shape[-1], seed=seed + i,
                                  name=f"bank_{key}")
                       for i, (key, enc) in enumerate(zip(self.view_keys, self.view_encoders,
@@ -69,25 +73,11 @@ class CMC(keras.Model):
         # z[i * n + j] normalises view i's features scored against view j's bank.
         self.z = self.add_weight(shape=(n * n,), initializer=keras.initializers.Constant(-1.0),
                                  trainable=False, aggregation="only_first_replica", name="z")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.term_trackers = {
-            (i, j): keras.metrics.Mean(name=f"loss_{self.view_keys[i]}_to_{self.view_keys[j]}")
-            for a, b in self.pairs for i, j in ((a, b), (b, a))}
-
-    def build(self, input_shape=None):
-        self.built = True
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, *self.term_trackers.values()]
 
     @property
     def bank(self) -> MemoryBank:
         """The first view's bank (what single-bank tools such as the kNN monitor read)."""
         return self.banks[0]
-
-    def call(self, images, training=False):
-        return self.encoder(images, training=training)
 
     def pair_losses(self, feats: list[tf.Tensor], ids: tf.Tensor, noise: tf.Tensor):
         """({(i, j): loss of view i against bank j}, {(i, j): new Z}) for the objective."""
@@ -125,10 +115,7 @@ class CMC(keras.Model):
             self.z.assign(updates)
         for bank, f in zip(self.banks, feats, strict=True):
             bank.update(ids, f, self.momentum, labels=data.get("label"))
-        self.loss_tracker.update_state(loss)
-        for key, value in losses.items():
-            self.term_trackers[key].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        return self.report(loss=loss, **{self.term_names[d]: v for d, v in losses.items()})
 
     def monitor_scalars(self) -> dict[str, tf.Tensor]:
         """Z of every direction the objective uses (NCE only)."""
@@ -136,7 +123,7 @@ class CMC(keras.Model):
             return {}
         n = len(self.view_keys)
         return {f"nce/Z_{self.view_keys[i]}_to_{self.view_keys[j]}": self.z.value[i * n + j]
-                for i, j in self.term_trackers}
+                for i, j in self.term_names}
 
     def knn_bank(self) -> tuple[tf.Tensor, tf.Tensor]:
         """(rows, labels) comparable with ``encoder``'s output: the banks concatenated

@@ -27,19 +27,19 @@ from tf_contrastive.core import distribute
 from tf_contrastive.losses.nce import estimate_z, nce_loss, next_z
 from tf_contrastive.losses.softmax_bank import softmax_bank_loss
 from tf_contrastive.memory import MemoryBank
+from tf_contrastive.methods.base import ContrastiveModel
 
 
-class InstDisc(keras.Model):
+class InstDisc(ContrastiveModel):
     """Encoder + memory bank + NCE/softmax objective, trained by ``fit``."""
 
     def __init__(self, encoder: keras.Model, num_instances: int, num_negatives: int = 4096,
                  temperature: float = 0.07, momentum: float = 0.5, loss: str = "nce",
                  shared_negatives: bool = False, z_momentum: float = 0.0, seed: int = 0,
                  **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(encoder, ("loss", "pos_sim", "neg_sim"), **kwargs)
         if loss not in ("nce", "softmax"):
             raise ValueError(f"config.instdisc.loss: {loss!r} is not one of ('nce', 'softmax')")
-        self.encoder = encoder
         self.num_instances = int(num_instances)
         self.num_negatives = int(num_negatives)
         self.temperature = float(temperature)
@@ -52,20 +52,6 @@ class InstDisc(keras.Model):
         # Z < 0 means "not estimated yet"; it is checkpointed with the model.
         self.z = self.add_weight(shape=(), initializer=keras.initializers.Constant(-1.0),
                                  trainable=False, aggregation="only_first_replica", name="z")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.pos_tracker = keras.metrics.Mean(name="pos_sim")
-        self.neg_tracker = keras.metrics.Mean(name="neg_sim")
-
-    def build(self, input_shape=None):
-        # Every variable exists from __init__ (the encoder is built, the bank is fixed-size).
-        self.built = True
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.pos_tracker, self.neg_tracker]
-
-    def call(self, images, training=False):
-        return self.encoder(images, training=training)
 
     def noise_ids(self, local_batch: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
         """[B, K] noise ids for this replica ([1, K] when negatives are shared)."""
@@ -92,10 +78,8 @@ class InstDisc(keras.Model):
         if self.loss_kind == "nce":
             self.z.assign(z)
         self.bank.update(ids, feats, self.momentum, labels=data.get("label"))
-        self.loss_tracker.update_state(loss)
-        self.pos_tracker.update_state(tf.reduce_mean(pos) * self.temperature)
-        self.neg_tracker.update_state(tf.reduce_mean(neg) * self.temperature)
-        return {m.name: m.result() for m in self.metrics}
+        return self.report(loss=loss, pos_sim=tf.reduce_mean(pos) * self.temperature,
+                           neg_sim=tf.reduce_mean(neg) * self.temperature)
 
     def monitor_scalars(self) -> dict[str, tf.Tensor]:
         return {"nce/Z": self.z.value} if self.loss_kind == "nce" else {}

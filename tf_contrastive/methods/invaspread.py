@@ -19,28 +19,15 @@ import tensorflow as tf
 
 from tf_contrastive.core import distribute
 from tf_contrastive.losses.invaspread import invaspread_loss
+from tf_contrastive.methods.base import ContrastiveModel
 
 
-class InvaSpread(keras.Model):
+class InvaSpread(ContrastiveModel):
     """Encoder trained with the in-batch instance softmax, by ``fit``."""
 
     def __init__(self, encoder: keras.Model, temperature: float = 0.1, **kwargs):
-        super().__init__(**kwargs)
-        self.encoder = encoder
+        super().__init__(encoder, ("loss", "pos_sim", "neg_sim"), **kwargs)
         self.temperature = float(temperature)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.pos_tracker = keras.metrics.Mean(name="pos_sim")
-        self.neg_tracker = keras.metrics.Mean(name="neg_sim")
-
-    def build(self, input_shape=None):
-        self.built = True
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.pos_tracker, self.neg_tracker]
-
-    def call(self, images, training=False):
-        return self.encoder(images, training=training)
 
     def train_step(self, data):
         v0, v1 = data["view_0"], data["view_1"]
@@ -63,7 +50,5 @@ class InvaSpread(keras.Model):
             pair_index, tf.shape(columns)[0])
         neg = tf.reduce_sum(sims * neg_mask) / tf.reduce_sum(neg_mask)
         # The tracker shows the global loss: this replica's share times the replicas.
-        self.loss_tracker.update_state(loss * tf.cast(n_rep, tf.float32))
-        self.pos_tracker.update_state(tf.reduce_mean(pos))
-        self.neg_tracker.update_state(neg)
-        return {m.name: m.result() for m in self.metrics}
+        return self.report(loss=loss * tf.cast(n_rep, tf.float32), pos_sim=tf.reduce_mean(pos),
+                           neg_sim=neg)
