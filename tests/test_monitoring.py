@@ -79,8 +79,10 @@ def test_view_grid_image_is_served(tensorboard_server):
 
 def test_projector_export_is_served(tensorboard_server):
     port = tensorboard_server
-    runs = json.loads(_get(port, "/data/plugin/projector/runs"))
-    assert "projector" in runs
+    deadline = time.time() + 30  # the projector plugin reads its runs in the background
+    while "projector" not in (runs := json.loads(_get(port, "/data/plugin/projector/runs"))):
+        assert time.time() < deadline, runs
+        time.sleep(1)
     cfg = json.loads(_get(port, "/data/plugin/projector/info", run="projector"))
     emb = cfg["embeddings"][0]
     assert emb["metadataPath"].endswith("metadata.tsv") and emb["sprite"]["imagePath"]

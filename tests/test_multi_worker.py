@@ -14,6 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = textwrap.dedent("""
     import importlib.util, os, sys
     import numpy as np
+    import keras
+    keras.config.disable_traceback_filtering()
     from tf_contrastive import trainer
     spec = importlib.util.spec_from_file_location(
         "smoke", os.path.join({root!r}, "configs", "smoke_instdisc_digits.py"))

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# Linear sRGB -> CIE XYZ for the D65 white (sRGB primaries).
-_RGB_TO_XYZ = tf.constant([[0.412453, 0.357580, 0.180423],
-                           [0.212671, 0.715160, 0.072169],
-                           [0.019334, 0.119193, 0.950227]], tf.float32)
-_D65 = tf.constant([0.95047, 1.0, 1.08883], tf.float32)
+# Linear sRGB -> CIE XYZ for the D65 white (sRGB primaries). Plain lists: a
+# tf.constant at import would start TensorFlow's runtime before a
+# MultiWorkerMirroredStrategy can configure it.
+_RGB_TO_XYZ = [[0.412453, 0.357580, 0.180423],
+               [0.212671, 0.715160, 0.072169],
+               [0.019334, 0.119193, 0.950227]]
+_D65 = [0.95047, 1.0, 1.08883]
 
 
 def srgb_to_linear(rgb: tf.Tensor) -> tf.Tensor:
@@ -28,7 +30,8 @@ def srgb_to_linear(rgb: tf.Tensor) -> tf.Tensor:
 def rgb_to_lab(rgb: tf.Tensor) -> tf.Tensor:
     """[..., 3] sRGB in [0, 1] -> [..., 3] Lab (L in [0, 100], a/b roughly [-128, 127])."""
     rgb = tf.clip_by_value(tf.cast(rgb, tf.float32), 0.0, 1.0)
-    xyz = tf.tensordot(srgb_to_linear(rgb), tf.transpose(_RGB_TO_XYZ), axes=1) / _D65
+    m = tf.constant(_RGB_TO_XYZ, tf.float32)
+    xyz = tf.tensordot(srgb_to_linear(rgb), tf.transpose(m), axes=1) / tf.constant(_D65)
     eps = (6.0 / 29.0) ** 3
     f = tf.where(xyz > eps, tf.pow(tf.maximum(xyz, eps), 1.0 / 3.0),
                  xyz / (3.0 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)

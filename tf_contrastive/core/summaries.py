@@ -49,12 +49,12 @@ class RunMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         opt = self.model.optimizer
         step = int(opt.iterations.numpy())
-        lr = opt.learning_rate
+        lr = float(tf.convert_to_tensor(opt.learning_rate))  # may be a mirrored variable
         with self.writer.as_default(step=epoch + 1):
-            tf.summary.scalar("lr", float(lr.numpy() if hasattr(lr, "numpy") else lr))
+            tf.summary.scalar("lr", lr)
             tf.summary.scalar("optimizer_steps", step)
             for name, value in getattr(self.model, "monitor_scalars", dict)().items():
-                tf.summary.scalar(name, float(value))
+                tf.summary.scalar(name, float(tf.convert_to_tensor(value)))
             banks = getattr(self.model, "banks", None) or (
                 [self.model.bank] if getattr(self.model, "bank", None) is not None else [])
             for bank in banks:
@@ -110,4 +110,11 @@ def write_projector(logdir: str, embeddings: np.ndarray, labels: np.ndarray,
         emb.sprite.image_path = "sprite.png"
         emb.sprite.single_image_dim.extend([int(w), int(h)])
     projector.visualize_embeddings(logdir, config)
+    # TensorBoard lists a folder as a run only if it holds an event file.
+    writer = tf.summary.create_file_writer(logdir)
+    with writer.as_default(step=0):
+        tf.summary.text("projector", f"{len(labels)} embeddings of dimension "
+                        f"{np.shape(embeddings)[1]} with labels"
+                        + (" and a sprite" if images is not None else ""))
+    writer.close()
     return os.path.join(logdir, "projector_config.pbtxt")

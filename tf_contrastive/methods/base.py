@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 class ContrastiveModel(keras.Model):
@@ -20,6 +21,13 @@ class ContrastiveModel(keras.Model):
     def build(self, input_shape=None):
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3's fit pulls one batch and all-reduces it to trace a symbolic
+        # build. Our variables all exist already (constructor + optimizer.build),
+        # and that reduction fails on a dict batch under
+        # MultiWorkerMirroredStrategy, so it is skipped.
+        return
+
     @property
     def metrics(self):
         return list(self.trackers.values())
@@ -35,4 +43,9 @@ class ContrastiveModel(keras.Model):
         """Updates the named trackers and returns every tracker's result."""
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 reduces fit's logs across workers with reduce(MEAN, axis=0),
+            # which needs a leading axis: give it one; the reduction returns scalars.
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
