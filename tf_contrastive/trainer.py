@@ -46,10 +46,13 @@ def build_model(cfg, strategy: tf.distribute.Strategy, info: pipeline.DatasetInf
                 steps_per_epoch: int):
     """The method's model and its optimizer, with every variable created, in scope."""
     spec = get_method(cfg.method)
+    keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     with strategy.scope():
         model = spec.build(cfg, info)
         optimizer = build_optimizer(cfg.optimizer, cfg.train.batch_size, steps_per_epoch,
                                     cfg.train.epochs)
+        if cfg.mixed_precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
         model(tf.zeros((1, *info.image_shape)))
         optimizer.build(model.trainable_variables)

@@ -34,6 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.strategy = "default"
     c.tpu_address = ""
     c.jit_compile = False
+    # "float32", "mixed_float16" (with loss scaling) or "mixed_bfloat16"; similarities,
+    # losses and memory banks stay float32 either way.
+    c.mixed_precision = "float32"
 
     c.dataset = ml_collections.ConfigDict()
     c.dataset.name = "fashion_mnist"
@@ -142,6 +145,9 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("model.backbone", f"{cfg.model.backbone!r} is not one of {KNOWN_BACKBONES}")
     if cfg.optimizer.schedule not in KNOWN_SCHEDULES:
         _fail("optimizer.schedule", f"{cfg.optimizer.schedule!r} is not one of {KNOWN_SCHEDULES}")
+    if cfg.mixed_precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
+        _fail("mixed_precision", f"{cfg.mixed_precision!r} is not one of "
+              "('float32', 'mixed_float16', 'mixed_bfloat16')")
     if cfg.strategy not in KNOWN_STRATEGIES:
         _fail("strategy", f"{cfg.strategy!r} is not one of {KNOWN_STRATEGIES}")
     if cfg.dataset.train_classes and cfg.dataset.name == "imagenet":

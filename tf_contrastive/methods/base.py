@@ -39,6 +39,17 @@ class ContrastiveModel(keras.Model):
     def call(self, images, training=False):
         return self.encoder(images, training=training)
 
+    def apply_gradients_of(self, loss: tf.Tensor, tape: tf.GradientTape) -> None:
+        """One optimizer step on ``loss`` (this replica's share).
+
+        ``scale_loss`` is the identity except under a LossScaleOptimizer
+        (mixed_float16), which unscales the gradients again in ``apply``.
+        """
+        variables = self.trainable_variables
+        with tape:
+            scaled = self.optimizer.scale_loss(loss)
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+
     def report(self, **values) -> dict:
         """Updates the named trackers and returns every tracker's result."""
         for name, value in values.items():

@@ -106,8 +106,7 @@ class CMC(ContrastiveModel):
             losses, zs = self.pair_losses(feats, ids, noise)
             loss = tf.add_n(list(losses.values()))
             scaled = loss / distribute.num_replicas()
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        self.apply_gradients_of(scaled, tape)
         if zs:
             n = len(self.view_keys)
             z = self.z.value

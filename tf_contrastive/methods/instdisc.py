@@ -73,8 +73,7 @@ class InstDisc(ContrastiveModel):
             else:
                 loss = softmax_bank_loss(pos, neg)
             scaled = loss / distribute.num_replicas()
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        self.apply_gradients_of(scaled, tape)
         if self.loss_kind == "nce":
             self.z.assign(z)
         self.bank.update(ids, feats, self.momentum, labels=data.get("label"))

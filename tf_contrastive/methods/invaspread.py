@@ -42,8 +42,7 @@ class InvaSpread(ContrastiveModel):
             columns = distribute.all_gather(tf.stop_gradient(feats))
             loss = invaspread_loss(feats, columns, self_index, pair_index, self.temperature,
                                    normaliser=2 * b * n_rep)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        self.apply_gradients_of(loss, tape)
         pos = tf.reduce_sum(feats[:b] * feats[b:], axis=1)
         sims = tf.matmul(feats, columns, transpose_b=True)
         neg_mask = 1.0 - tf.one_hot(self_index, tf.shape(columns)[0]) - tf.one_hot(

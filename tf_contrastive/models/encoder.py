@@ -32,8 +32,9 @@ def build_encoder(input_shape: tuple[int, int, int], backbone: str, width: int,
     var = [float(s) ** 2 for s in std]
     x = layers.Normalization(mean=mean, variance=var, name="normalize")(inputs)
     x = build_backbone(backbone, input_shape, width, sync_bn=sync_bn)(x)
-    x = layers.Dense(embedding_dim, name="head")(x)
-    outputs = L2Normalize(name="l2norm")(x)
+    # The head and the normalisation run in float32 under a mixed-precision policy.
+    x = layers.Dense(embedding_dim, name="head", dtype="float32")(x)
+    outputs = L2Normalize(name="l2norm", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
