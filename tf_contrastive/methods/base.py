@@ -28,6 +28,19 @@ class ContrastiveModel(keras.Model):
         # MultiWorkerMirroredStrategy, so it is skipped.
         return
 
+    def track(self, prefix: str, layers) -> list:
+        """Returns ``layers`` as a list, each also set as attribute ``<prefix>_<i>``.
+
+        tf.train.Checkpoint follows a Keras 3 model's layer attributes but not
+        the layers inside a list attribute, so every layer kept in a list
+        (memory banks, per-view or per-direction networks) must also be an
+        attribute of its own or it is silently left out of checkpoints.
+        """
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            setattr(self, f"{prefix}_{i}", layer)
+        return layers
+
     @property
     def metrics(self):
         return list(self.trackers.values())

@@ -57,7 +57,8 @@ class CMC(ContrastiveModel):
         if loss not in ("nce", "softmax"):
             raise ValueError(f"config.cmc.loss: {loss!r} is not one of ('nce', 'softmax')")
         self.view_keys = keys
-        self.view_encoders = [view_encoders[k] for k in self.view_keys]
+        self.view_encoders = self.track("view_encoder",
+                                        [view_encoders[k] for k in self.view_keys])
         self.num_instances = int(num_instances)
         self.num_negatives = int(num_negatives)
         self.temperature = float(temperature)
@@ -65,10 +66,10 @@ class CMC(ContrastiveModel):
         self.loss_kind = loss
         self.z_momentum = float(z_momentum)
         self.seed = int(seed)
-        self.banks = [MemoryBank(num_instances, enc.output_shape[-1], seed=seed + i,
-                                 name=f"bank_{key}")
-                      for i, (key, enc) in enumerate(zip(self.view_keys, self.view_encoders,
-                                                         strict=True))]
+        self.banks = self.track("bank", [
+            MemoryBank(num_instances, enc.output_shape[-1], seed=seed + i, name=f"bank_{key}")
+            for i, (key, enc) in enumerate(zip(self.view_keys, self.view_encoders,
+                                               strict=True))])
         n = len(self.view_keys)
         # z[i * n + j] normalises view i's features scored against view j's bank.
         self.z = self.add_weight(shape=(n * n,), initializer=keras.initializers.Constant(-1.0),
