@@ -81,8 +81,8 @@ def to_rgb_jpeg(path: str) -> tuple[bytes, int, int]:
 class Progress:
     """A one-line text progress bar, safe to update from several threads."""
 
-    def __init__(self, total: int, label: str):
-        self.total, self.label, self.done = max(total, 1), label, 0
+    def __init__(self, total: int, label: str, unit: str = "images"):
+        self.total, self.label, self.unit, self.done = max(total, 1), label, unit, 0
         self.start = time.time()
         self.lock = threading.Lock()
 
@@ -93,7 +93,7 @@ class Progress:
             rate = self.done / max(time.time() - self.start, 1e-9)
             bar = "#" * int(30 * frac)
             sys.stderr.write(f"\r{self.label} [{bar:<30}] {self.done}/{self.total} "
-                             f"({rate:.0f} images/s)")
+                             f"({rate:.0f} {self.unit}/s)")
             if self.done >= self.total:
                 sys.stderr.write("\n")
             sys.stderr.flush()

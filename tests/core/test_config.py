@@ -57,3 +57,40 @@ def test_unknown_keys_are_rejected():
     cfg = base_config()
     with pytest.raises(AttributeError):
         cfg.instdisc.temprature = 0.1  # noqa: B018 - a typo must not pass silently
+
+
+def _cpc_audio():
+    cfg = base_config()
+    cfg.method, cfg.dataset.name = "cpc_audio", "audio"
+    return cfg
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: setattr(c.cpc, "negatives", "random"), "cpc.negatives"),
+    (lambda c: setattr(c.cpc, "enc_kernels", (10, 8)), "cpc.enc_strides"),
+    (lambda c: setattr(c.dataset, "audio_window", 20100), "dataset.audio_window"),
+    (lambda c: setattr(c.cpc, "prediction_steps", 128), "dataset.audio_window"),
+    (lambda c: setattr(c.dataset, "name", "fashion_mnist"), "dataset.name"),
+])
+def test_cpc_audio_limits_name_the_key(edit, match):
+    cfg = _cpc_audio()
+    validate(cfg)
+    edit(cfg)
+    with pytest.raises(ConfigError, match=match):
+        validate(cfg)
+
+
+def test_cpc_image_grid_must_exceed_the_prediction_horizon():
+    cfg = base_config()
+    cfg.method = "cpc_image"
+    validate(cfg)  # 28 px, 8 px patches, stride 4: 6 rows
+    cfg.cpc_image.prediction_steps = 6
+    with pytest.raises(ConfigError, match="the patches give 6"):
+        validate(cfg)
+    cfg.cpc_image.prediction_steps, cfg.cpc_image.directions = 2, 3
+    with pytest.raises(ConfigError, match="cpc_image.directions"):
+        validate(cfg)
+    cfg = base_config()
+    cfg.dataset.name = "audio"
+    with pytest.raises(ConfigError, match="audio records are for method 'cpc_audio'"):
+        validate(cfg)

@@ -142,6 +142,18 @@ def test_training_batches_cover_every_id_once_per_epoch(converted):
         np.testing.assert_allclose(a["view_0"].numpy(), r["view_0"].numpy())
 
 
+def test_order_within_the_shuffle_buffer_changes_every_epoch(converted):
+    # A seeded Dataset.shuffle rebuilt per epoch repeats one permutation; the
+    # keyed shuffle must not (else in-batch negatives repeat their groups).
+    out, _ = converted
+    pipeline._imagenet_index.cache_clear()
+    cfg = _cfg(out, shuffle_buffer=12)
+    it = iter(pipeline.build_dataset(cfg, view_kind="single"))
+    epochs = [np.concatenate([next(it)["index"].numpy() for _ in range(3)]) for _ in range(3)]
+    assert all(sorted(e) == list(range(12)) for e in epochs)
+    assert len({tuple(e) for e in epochs}) == 3
+
+
 def test_counts_cache_is_written_for_official_data_without_one(converted, tmp_path):
     out, _ = converted
     data = tmp_path / "official"

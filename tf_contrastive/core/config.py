@@ -7,15 +7,16 @@ impossible value fails with a message naming the key, not deep inside a graph.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 
 import ml_collections
 import tensorflow as tf
 
-KNOWN_METHODS = ("instdisc", "invaspread", "cmc")
+KNOWN_METHODS = ("instdisc", "invaspread", "cmc", "cpc_audio", "cpc_image")
 CMC_VIEWS = ("lab", "ycbcr", "intensity_gradient")
-KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet", "multiview")
+KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet", "multiview", "audio")
 KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
 KNOWN_SCHEDULES = ("cosine", "step", "constant")
 KNOWN_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -58,6 +59,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Skip undecodable records (logged with their file) instead of failing.
     c.dataset.skip_bad_records = False
     c.dataset.shuffle_buffer = 10_000
+    # Audio TFRecords (dataset.name = "audio", tools/build_audio_tfrecords.py): the
+    # training crop in samples (20480 = 1.28 s at 16 kHz = 128 frames of 10 ms).
+    c.dataset.audio_window = 20480
 
     c.augment = ml_collections.ConfigDict()
     c.augment.crop_scale_min = 0.2
@@ -97,10 +101,36 @@ def base_config() -> ml_collections.ConfigDict:
     c.cmc.z_momentum = 0.0
     c.cmc.warm_start = False
 
+    c.cpc = ml_collections.ConfigDict()
+    # Audio CPC (van den Oord et al. 2018): g_enc = strided 1-D convs, g_ar = GRU.
+    c.cpc.enc_channels = 512
+    c.cpc.enc_strides = (5, 4, 2, 2, 2)
+    c.cpc.enc_kernels = (10, 8, 4, 4, 4)
+    c.cpc.context_units = 256
+    c.cpc.prediction_steps = 12
+    # Negatives for each prediction: "all" (every other frame of every sequence in the
+    # batch), "same_sequence" (other frames of its own sequence) or "other_sequences"
+    # (frames of the other sequences). The positive is never also a negative.
+    c.cpc.negatives = "all"
+
+    c.cpc_image = ml_collections.ConfigDict()
+    # CPC v2 (Henaff et al. 2019): a crop is cut into a grid of overlapping patches.
+    c.cpc_image.patch_size = 8
+    c.cpc_image.patch_stride = 4
+    # Extra pixels around each training patch for a random per-patch shift (jitter).
+    c.cpc_image.patch_jitter = 2
+    c.cpc_image.feature_dim = 128
+    c.cpc_image.context_layers = 2
+    c.cpc_image.prediction_steps = 2
+    # 1 = predict rows below only; 4 = also above, left and right (CPC v2's option).
+    c.cpc_image.directions = 1
+
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "sgd"
-    # Learning rate for a global batch of 256; scaled linearly with the batch.
     c.optimizer.learning_rate = 0.03
+    # The learning rate is for this global batch and scaled linearly with the
+    # actual one (0 = use learning_rate as given, whatever the batch).
+    c.optimizer.reference_batch = 256
     c.optimizer.momentum = 0.9
     c.optimizer.weight_decay = 1e-4
     c.optimizer.schedule = "cosine"
@@ -128,6 +158,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.projector_examples = 1000
     c.lock()  # New keys (typos) raise; existing keys can still be overridden.
     return c
+
+
+def sibling_config(this_file: str, name: str) -> ml_collections.ConfigDict:
+    """``get_config()`` of the config file ``name`` next to ``this_file``.
+
+    Lets a config file start from another (``configs/default.py`` is the
+    Fashion-MNIST recipe cut short) without sys.path tricks.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(this_file)), name)
+    spec = importlib.util.spec_from_file_location(os.path.splitext(name)[0], path)
+    if spec is None or not os.path.exists(path):
+        raise FileNotFoundError(f"{this_file}: no config file {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
 def _fail(key: str, msg: str) -> None:
@@ -216,6 +261,43 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("cmc.temperature", f"must be > 0, got {m.temperature}")
     if not 0 <= m.momentum < 1:
         _fail("cmc.momentum", f"must be in [0, 1), got {m.momentum}")
+    p = cfg.cpc
+    if p.negatives not in ("all", "same_sequence", "other_sequences"):
+        _fail("cpc.negatives", f"{p.negatives!r} is not one of "
+              "('all', 'same_sequence', 'other_sequences')")
+    if len(p.enc_strides) != len(p.enc_kernels) or not p.enc_strides:
+        _fail("cpc.enc_strides", f"{p.enc_strides} and cpc.enc_kernels {p.enc_kernels} need "
+              "the same, non-zero length")
+    if p.prediction_steps < 1:
+        _fail("cpc.prediction_steps", f"must be >= 1, got {p.prediction_steps}")
+    if cfg.method == "cpc_audio":
+        if cfg.dataset.name != "audio":
+            _fail("dataset.name", f"method cpc_audio reads audio records, got {cfg.dataset.name!r}")
+        hop = 1
+        for s in p.enc_strides:
+            hop *= int(s)
+        window = cfg.dataset.audio_window
+        if window % hop or window // hop <= p.prediction_steps:
+            _fail("dataset.audio_window", f"{window} samples must be a multiple of the encoder "
+                  f"hop {hop} and give more than cpc.prediction_steps={p.prediction_steps} "
+                  "frames")
+    elif cfg.dataset.name == "audio":
+        _fail("method", f"audio records are for method 'cpc_audio', got {cfg.method!r}")
+    q = cfg.cpc_image
+    if cfg.method == "cpc_image":
+        if cfg.dataset.name in ("multiview",):
+            _fail("dataset.name", "cpc_image reads single images")
+        if not 0 < q.patch_stride <= q.patch_size <= cfg.dataset.image_size:
+            _fail("cpc_image.patch_size", "need 0 < patch_stride <= patch_size <= image_size, "
+                  f"got {q.patch_stride}, {q.patch_size}, {cfg.dataset.image_size}")
+        rows = (cfg.dataset.image_size - q.patch_size) // q.patch_stride + 1
+        if rows <= q.prediction_steps:
+            _fail("cpc_image.prediction_steps", f"{q.prediction_steps} needs a grid of more "
+                  f"rows than that; the patches give {rows}")
+        if q.directions not in (1, 4):
+            _fail("cpc_image.directions", f"must be 1 or 4, got {q.directions}")
+        if q.patch_jitter < 0:
+            _fail("cpc_image.patch_jitter", f"must be >= 0, got {q.patch_jitter}")
     if num_instances is not None:
         if cfg.method == "cmc" and m.num_negatives >= num_instances:
             _fail("cmc.num_negatives",

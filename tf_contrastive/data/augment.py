@@ -127,3 +127,35 @@ def decode_and_center_crop(encoded: tf.Tensor, size: int) -> tf.Tensor:
     image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
     image = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+def random_patches(images: tf.Tensor, seed: tf.Tensor, size: int, stride: int, jitter: int,
+                   aug_cfg) -> tf.Tensor:
+    """CPC v2's patch views: [B, H, W, C] -> [B, G, G, size, size, C], each patch
+    augmented on its own.
+
+    Patch (i, j) is taken around the eval grid's patch at (i * stride, j * stride),
+    shifted by up to ``jitter`` pixels each way (symmetric padding at the border),
+    flipped with probability 1/2 and colour-jittered independently of its
+    neighbours, so predictions cannot lean on low-level continuity.
+    """
+    s_shift_y, s_shift_x, s_photo = _split(seed, 3)
+    channels = images.shape[-1]
+    if jitter:
+        images = tf.pad(images, [[0, 0], [jitter, jitter], [jitter, jitter], [0, 0]],
+                        mode="SYMMETRIC")
+    big = size + 2 * jitter
+    grid = tf.image.extract_patches(images, sizes=[1, big, big, 1],
+                                    strides=[1, stride, stride, 1], rates=[1, 1, 1, 1],
+                                    padding="VALID")
+    b, gh, gw = tf.shape(grid)[0], tf.shape(grid)[1], tf.shape(grid)[2]
+    flat = tf.reshape(grid, [-1, big, big, channels])
+    n = tf.shape(flat)[0]
+    if jitter:
+        dy = tf.random.stateless_uniform([n], s_shift_y, 0, 2 * jitter + 1, dtype=tf.int32)
+        dx = tf.random.stateless_uniform([n], s_shift_x, 0, 2 * jitter + 1, dtype=tf.int32)
+        span = tf.range(size)
+        flat = tf.gather(flat, dy[:, None] + span[None], axis=1, batch_dims=1)
+        flat = tf.gather(flat, dx[:, None] + span[None], axis=2, batch_dims=1)
+    flat = photometric(flat, s_photo, aug_cfg)  # per patch: flip, jitter, grayscale
+    return tf.reshape(flat, [b, gh, gw, size, size, channels])

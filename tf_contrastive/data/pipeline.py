@@ -9,6 +9,14 @@ The batch-dict contract between data and methods:
   0-based; -1 where unknown);
 * evaluation batches hold ``image`` (center view), ``label`` and ``index``.
 
+Audio (``dataset.name = "audio"``, view kind ``waveform``; see
+:mod:`tf_contrastive.data.audio`) replaces ``image`` by ``waveform``, float32
+[B, W] in [-1, 1) with W = ``dataset.audio_window`` samples, and adds ``phones``,
+int32 [B, W // 160], the phone label of each 10 ms frame of the window (-1 where
+unknown or past the end of the utterance); ``label`` is the 0-based speaker.
+Training windows are random, evaluation windows centred. :func:`input_key` names
+the model-input key of a config.
+
 Training order and augmentation are pure functions of (config seed, epoch,
 position), so a run restarted at epoch e reads exactly what an uninterrupted
 run reads from epoch e on.
@@ -23,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_contrastive.core import color
-from tf_contrastive.data import arrays, augment, imagenet, multiview
+from tf_contrastive.data import arrays, audio, augment, imagenet, multiview
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +48,9 @@ class ViewSpec:
     keys: tuple[str, ...]
     crops: int
     split: str | None = None
+    # CPC v2: the crop becomes a grid of independently augmented patches
+    # (config.cpc_image geometry), [B, Gh, Gw, p, p, C] under the one key.
+    patches: bool = False
 
 
 VIEWS = {
@@ -50,19 +61,29 @@ VIEWS = {
     "intensity_gradient": ViewSpec(("view_l", "view_ab"), 1, "intensity_gradient"),
     # Multi-view records: keys view_<name> for config.dataset.view_names, aligned crops.
     "multiview": ViewSpec((), 1),
+    "patches": ViewSpec(("patches",), 1, patches=True),
+    # Audio records: one random window of each utterance, no augmentation.
+    "waveform": ViewSpec(("waveform",), 1),
 }
+# Datasets that need their own view kind (and view kinds only they can feed).
+_DATASET_VIEW = {"multiview": "multiview", "audio": "waveform"}
 _EPOCHS_FOREVER = 1 << 30
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """What a method needs to know about its data before building a model."""
+    """What a method needs to know about its data before building a model.
+
+    ``image_shape`` is the shape of one model input without the batch axis:
+    (H, W, C) for images, (window,) for audio. ``num_classes`` counts speakers
+    for audio.
+    """
 
     num_train: int
     num_eval: int
     num_classes: int
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
@@ -126,7 +147,30 @@ def describe(ds_cfg) -> DatasetInfo:
         c = int(ds_cfg.view_channels[0])
         return DatasetInfo(n_train, n_eval, int(ds_cfg.num_classes), (size, size, c),
                            (0.5,) * c, (0.25,) * c)
+    if ds_cfg.name == "audio":
+        window = _audio_window(ds_cfg)
+        meta = audio.read_metadata(ds_cfg.data_dir)
+        _, _, n_train = _imagenet_index(ds_cfg.data_dir, "train")
+        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation")
+        if ds_cfg.train_limit:
+            n_train = min(n_train, int(ds_cfg.train_limit))
+        if ds_cfg.eval_limit:
+            n_eval = min(n_eval, int(ds_cfg.eval_limit))
+        return DatasetInfo(n_train, n_eval, len(meta["speakers"]), (window,), (0.0,), (1.0,))
     return _array_info(_array_key(ds_cfg, "train"), _array_key(ds_cfg, "test"), size)
+
+
+def _audio_window(ds_cfg) -> int:
+    window = int(ds_cfg.audio_window)
+    if window < audio.FRAME or window % audio.FRAME:
+        raise ValueError(f"config.dataset.audio_window: must be a positive multiple of "
+                         f"{audio.FRAME} samples (10 ms at 16 kHz), got {window}")
+    return window
+
+
+def input_key(cfg) -> str:
+    """The batch key holding the model input: ``waveform`` for audio, else ``image``."""
+    return "waveform" if cfg.dataset.name == "audio" else "image"
 
 
 def steps_per_epoch(cfg, info: DatasetInfo) -> int:
@@ -158,6 +202,11 @@ def _finish_views(cfg, view_kind: str, crops: list[tf.Tensor], seed: tf.Tensor) 
     """Photometric augmentation of each (already cropped) view batch, or the split."""
     spec = VIEWS[view_kind]
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=len(crops)))
+    if spec.patches:
+        p = cfg.cpc_image
+        return {spec.keys[0]: augment.random_patches(crops[0], seeds[0], p.patch_size,
+                                                     p.patch_stride, p.patch_jitter,
+                                                     cfg.augment)}
     if spec.split is not None:
         x = augment.random_flip(crops[0], seeds[0]) if cfg.augment.flip else crops[0]
         return dict(zip(spec.keys, color.SPLITS[spec.split](x), strict=True))
@@ -250,11 +299,9 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     def one_epoch(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
         ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
-        # A fixed integer seed: the input order already differs every epoch, and a
-        # tensor seed would break under a global seed (keras.utils.set_random_seed).
-        ds = ds.shuffle(cfg.dataset.shuffle_buffer, seed=cfg.seed)
         ds = ds.map(_parse(cfg, cfg.dataset.train_limit), num_parallel_calls=AUTOTUNE)
         ds = ds.filter(lambda r: r["ok"])
+        ds = _keyed_shuffle(ds.map(_with_order_key(epoch_seed)), cfg.dataset.shuffle_buffer)
 
         def crop(r):
             seed = tf.stack([epoch_seed, tf.cast(r["index"], tf.int64)])
@@ -275,6 +322,83 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
         return ds.take(steps * replicas_here)
 
     return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
+
+
+def _audio_parse(cfg, limit):
+    def parse(rec, ident, pos, path):
+        waveform, label, phones, ok = audio.parse_record(rec, pos, path,
+                                                         cfg.dataset.skip_bad_records)
+        if limit:
+            ok = tf.logical_and(ok, ident < limit)
+        return {"waveform": waveform, "phones": phones, "label": label,
+                "index": tf.cast(ident, tf.int32), "ok": ok}
+    return parse
+
+
+def _keyed_shuffle(ds: tf.data.Dataset, buffer: int) -> tf.data.Dataset:
+    """Permutes each block of ``buffer`` consecutive elements by their ``key``.
+
+    With keys drawn from (seed, epoch, id), the order is a pure function of
+    them, unlike a seeded ``Dataset.shuffle`` rebuilt each epoch, which repeats
+    the same permutation every epoch. Blocks hold fixed-size windows, not whole
+    utterances: memory is ``buffer`` * window * 4 bytes.
+    """
+    def permute(block):
+        order = tf.argsort(block.pop("key"))
+        return {k: tf.gather(v, order) for k, v in block.items()}
+    return ds.batch(max(int(buffer), 1)).map(permute, num_parallel_calls=AUTOTUNE).unbatch()
+
+
+def _with_order_key(epoch_seed):
+    """Adds ``key``: a stateless draw from (epoch seed, instance id), for _keyed_shuffle."""
+    def add(r):
+        seed = tf.stack([tf.cast(epoch_seed, tf.int64) + 7_919, tf.cast(r["index"], tf.int64)])
+        return {**r, "key": tf.random.stateless_uniform([], seed, minval=None, maxval=None,
+                                                         dtype=tf.int64)}
+    return add
+
+
+def _audio_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
+    del view_kind
+    _, _, replicas_here = _pipelines(ctx)
+    per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
+    window = _audio_window(cfg.dataset)
+
+    def one_epoch(epoch):
+        epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
+        ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
+        ds = ds.map(_audio_parse(cfg, cfg.dataset.train_limit), num_parallel_calls=AUTOTUNE)
+        ds = ds.filter(lambda r: r["ok"])
+
+        def crop(r):
+            seed = tf.stack([epoch_seed, tf.cast(r["index"], tf.int64)])
+            crop_seed, key_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            wave, phones = audio.random_window(r["waveform"], r["phones"], crop_seed, window)
+            key = tf.random.stateless_uniform([], key_seed, minval=None, maxval=None,
+                                              dtype=tf.int64)
+            return {"waveform": wave, "phones": phones, "label": r["label"],
+                    "index": r["index"], "key": key}
+
+        ds = ds.map(crop, num_parallel_calls=AUTOTUNE)
+        ds = _keyed_shuffle(ds, cfg.dataset.shuffle_buffer)
+        return ds.batch(per_replica, drop_remainder=True).take(steps * replicas_here)
+
+    return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
+
+
+def _audio_eval(cfg, split, ctx, per_replica):
+    """Centre windows of ``split`` in record order."""
+    window = _audio_window(cfg.dataset)
+    limit = cfg.dataset.train_limit if split == "train" else cfg.dataset.eval_limit
+    ds = _imagenet_records(cfg, "train" if split == "train" else "validation", ctx)
+    ds = ds.map(_audio_parse(cfg, limit), num_parallel_calls=AUTOTUNE)
+    ds = ds.filter(lambda r: r["ok"])
+
+    def center(r):
+        wave, phones = audio.center_window(r["waveform"], r["phones"], window)
+        return {"waveform": wave, "phones": phones, "label": r["label"], "index": r["index"]}
+
+    return ds.map(center, num_parallel_calls=AUTOTUNE).batch(per_replica)
 
 
 def _multiview_parse(cfg):
@@ -298,7 +422,6 @@ def _multiview_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     def one_epoch(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
         ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
-        ds = ds.shuffle(cfg.dataset.shuffle_buffer, seed=cfg.seed)
 
         def make(rec, ident, pos, path):
             views, index, label = parse(rec, ident, pos, path)
@@ -310,6 +433,7 @@ def _multiview_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
             return out
 
         ds = ds.map(make, num_parallel_calls=AUTOTUNE)
+        ds = _keyed_shuffle(ds.map(_with_order_key(epoch_seed)), cfg.dataset.shuffle_buffer)
         return ds.batch(per_replica, drop_remainder=True).take(steps * replicas_here)
 
     return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
@@ -343,11 +467,13 @@ def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
     info = describe(cfg.dataset)
     if training:
         steps = steps_per_epoch(cfg, info)
-        maker = {"imagenet": _imagenet_train, "multiview": _multiview_train}.get(
-            cfg.dataset.name, _array_train)
-        if (cfg.dataset.name == "multiview") != (view_kind == "multiview"):
+        maker = {"imagenet": _imagenet_train, "multiview": _multiview_train,
+                 "audio": _audio_train}.get(cfg.dataset.name, _array_train)
+        needed = _DATASET_VIEW.get(cfg.dataset.name)
+        if view_kind != needed and (needed or view_kind in _DATASET_VIEW.values()):
             raise ValueError(f"view kind {view_kind!r} does not fit dataset "
-                             f"{cfg.dataset.name!r} (multi-view records need 'multiview')")
+                             f"{cfg.dataset.name!r} (multi-view records need 'multiview', "
+                             "audio needs 'waveform')")
         ds = maker(cfg, view_kind, input_context, start_epoch, cfg.train.batch_size, steps)
     else:
         ds = _eval_dataset(cfg, split, input_context)
@@ -363,6 +489,8 @@ def _eval_dataset(cfg, split, ctx):
     size = cfg.dataset.image_size
     if cfg.dataset.name == "multiview":
         return _multiview_eval(cfg, split, ctx, per_replica)
+    if cfg.dataset.name == "audio":
+        return _audio_eval(cfg, split, ctx, per_replica)
     if cfg.dataset.name == "imagenet":
         limit = cfg.dataset.train_limit if split == "train" else cfg.dataset.eval_limit
         ds = _imagenet_records(cfg, "train" if split == "train" else "validation", ctx)
