@@ -1,19 +1,12 @@
 """Tiny InvaSpread run on scikit-learn's digits, for tests."""
 
-from tf_contrastive.core.config import base_config
+from tf_contrastive.core.config import sibling_config
 
 
 def get_config():
-    c = base_config()
+    c = sibling_config(__file__, "smoke_instdisc_digits.py")  # data, model, kNN of the smoke runs
     c.method = "invaspread"
-    c.dataset.name = "digits"
-    c.dataset.image_size = 8
-    c.dataset.eval_limit = 200
-    c.augment.crop_scale_min = 0.5
-    c.model.width = 4
-    c.model.embedding_dim = 16
     c.train.batch_size = 32
     c.train.epochs = 1
     c.train.steps_per_epoch = 3
-    c.eval.knn_k = 20
     return c
