@@ -25,7 +25,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cfg, model, info = trainer.restore_run(FLAGS.workdir, FLAGS.checkpoint)
-    path = trainer.export_run(cfg, model.encoder, info,
+    path = trainer.export_run(cfg, model, info,
                               FLAGS.export_dir or os.path.join(FLAGS.workdir, "export"))
     print(path)
 

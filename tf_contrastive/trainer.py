@@ -18,7 +18,7 @@ import tensorflow as tf
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
 from tf_contrastive.core.config import load_run_config, validate
-from tf_contrastive.core.export import export_encoder
+from tf_contrastive.core.export import export_audio_encoder, export_encoder
 from tf_contrastive.core.schedules import build_optimizer
 from tf_contrastive.core.summaries import RunMonitor, write_projector
 from tf_contrastive.data import pipeline
@@ -60,17 +60,18 @@ def build_model(cfg, strategy: tf.distribute.Strategy, info: pipeline.DatasetInf
 
 
 def _write_projector(cfg, encoder: keras.Model, logdir: str) -> None:
-    """Embeddings, labels and a sprite of the first test examples, for TensorBoard."""
-    images, labels = [], []
+    """Embeddings, labels and (for images) a sprite of the first test examples."""
+    key = pipeline.input_key(cfg)
+    inputs, labels = [], []
     for batch in pipeline.build_dataset(cfg, split="test", training=False):
-        images.append(batch["image"].numpy())
+        inputs.append(batch[key].numpy())
         labels.append(batch["label"].numpy())
-        if sum(len(x) for x in images) >= cfg.eval.projector_examples:
+        if sum(len(x) for x in inputs) >= cfg.eval.projector_examples:
             break
-    images = np.concatenate(images)[: cfg.eval.projector_examples]
+    inputs = np.concatenate(inputs)[: cfg.eval.projector_examples]
     labels = np.concatenate(labels)[: cfg.eval.projector_examples]
-    embeddings = encoder.predict(images, batch_size=256, verbose=0)
-    write_projector(logdir, embeddings, labels, images)
+    embeddings = encoder.predict(inputs, batch_size=64, verbose=0)
+    write_projector(logdir, embeddings, labels, inputs if inputs.ndim == 4 else None)
 
 
 def restore_run(workdir: str, checkpoint: str | None = None):
@@ -93,8 +94,26 @@ def restore_run(workdir: str, checkpoint: str | None = None):
     return cfg, model, info
 
 
-def export_run(cfg, encoder: keras.Model, info: pipeline.DatasetInfo, export_root: str) -> str:
-    """The encoder's SavedModel with both serving signatures (see core.export)."""
+def untrained_model(cfg) -> keras.Model:
+    """The config's model at its seeded random initialisation (the baseline)."""
+    keras.utils.set_random_seed(cfg.seed)
+    info = pipeline.describe(cfg.dataset)
+    validate(cfg, num_instances=info.num_train)
+    model, _ = build_model(cfg, distribute.make_strategy("default"), info,
+                           pipeline.steps_per_epoch(cfg, info))
+    return model
+
+
+def export_run(cfg, model: keras.Model, info: pipeline.DatasetInfo, export_root: str) -> str:
+    """The trained ``model``'s encoder as a SavedModel for serving (see core.export).
+
+    Image encoders get uint8 image and JPEG signatures; CPC audio gets float
+    waveforms in, embeddings, pooled features and the z_t / c_t sequences out.
+    """
+    encoder = model.encoder
+    if cfg.method == "cpc_audio":
+        return export_audio_encoder(encoder, model.g_enc, model.g_ar, backbone_of(encoder),
+                                    export_root)
     return export_encoder(encoder, export_root, info.image_shape,
                           jpeg_view=pipeline.jpeg_eval_view(cfg.dataset, info.image_shape[-1]),
                           features=backbone_of(encoder))
@@ -120,7 +139,6 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
     spec = get_method(cfg.method)
     steps = pipeline.steps_per_epoch(cfg, info)
     model, optimizer = build_model(cfg, strategy, info, steps)
-    encoder = model.encoder
     run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, optimizer,
                                       max_to_keep=cfg.train.checkpoints_to_keep,
                                       restore_from=os.path.join(workdir, "checkpoints"))
@@ -140,7 +158,8 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
     knn = KNNMonitor(eval_dataset, info.num_classes, k=cfg.eval.knn_k,
                      sigma=cfg.eval.knn_sigma, every=cfg.eval.every_epochs,
                      last_epoch=cfg.train.epochs,
-                     make_train_dataset=lambda: eval_dataset("train"))
+                     make_train_dataset=lambda: eval_dataset("train"),
+                     key=pipeline.input_key(cfg))
     init_knn = {}
     if not start_epoch and cfg.eval.knn_at_init:
         # The random-init baseline; after a warm start the bank already holds its features.
@@ -182,7 +201,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
     if cfg.eval.projector_examples and chief:
         _write_projector(cfg, model.encoder, os.path.join(workdir, "tensorboard", "projector"))
     if cfg.train.export:
-        results["export"] = export_run(cfg, encoder, info, os.path.join(out_dir, "export"))
+        results["export"] = export_run(cfg, model, info, os.path.join(out_dir, "export"))
     with tf.io.gfile.GFile(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     if not chief:

@@ -48,6 +48,34 @@ def export_encoder(encoder: keras.Model, export_root: str,
         jspec = [tf.TensorSpec([None], tf.string, name="jpeg")]
         archive.add_endpoint("embed_jpeg", embed_jpeg, input_signature=jspec)
         archive.add_endpoint("serving_default", embed_jpeg, input_signature=jspec)
+    return _write(archive, export_root)
+
+
+def export_audio_encoder(embedding: keras.Model, g_enc: keras.Model, g_ar: keras.Model,
+                         features: keras.Model, export_root: str) -> str:
+    """Writes ``<export_root>/<unix time>/`` for a CPC audio encoder.
+
+    ``embed_waveforms`` (also ``serving_default``): float32 ``waveform`` [N, L]
+    in [-1, 1] at the training sample rate, any L that is a multiple of the
+    encoder's stride product -> {"embeddings": unit-norm [N, D], "features":
+    mean-pooled c_t [N, C], "context": c_t [N, T, C], "latents": z_t [N, T, Z]}.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(embedding)
+
+    def embed_waveforms(waveform):
+        z = g_enc(waveform, training=False)
+        return {"embeddings": embedding(waveform, training=False),
+                "features": features(waveform, training=False),
+                "context": g_ar(z, training=False), "latents": z}
+
+    spec = [tf.TensorSpec([None, None], tf.float32, name="waveform")]
+    archive.add_endpoint("embed_waveforms", embed_waveforms, input_signature=spec)
+    archive.add_endpoint("serving_default", embed_waveforms, input_signature=spec)
+    return _write(archive, export_root)
+
+
+def _write(archive: keras.export.ExportArchive, export_root: str) -> str:
     path = os.path.join(export_root, str(int(time.time())))
     while tf.io.gfile.exists(path):  # Two exports in one second.
         path += "_1"

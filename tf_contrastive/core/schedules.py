@@ -50,8 +50,13 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def build_optimizer(opt_cfg, global_batch: int, steps_per_epoch: int,
                     epochs: int) -> keras.optimizers.Optimizer:
-    """SGD with momentum and weight decay, lr scaled linearly from a batch of 256."""
-    base_lr = opt_cfg.learning_rate * global_batch / 256.0
+    """SGD with momentum, AdamW or Adam; lr scaled linearly from ``reference_batch``.
+
+    ``opt_cfg.reference_batch`` = 0 takes the learning rate as given (CPC's
+    Adam 2e-4 is not a per-256 figure).
+    """
+    scale = global_batch / opt_cfg.reference_batch if opt_cfg.reference_batch else 1.0
+    base_lr = opt_cfg.learning_rate * scale
     schedule = WarmupSchedule(
         base_lr=base_lr,
         total_steps=steps_per_epoch * epochs,
@@ -66,5 +71,8 @@ def build_optimizer(opt_cfg, global_batch: int, steps_per_epoch: int,
     if opt_cfg.name == "adamw":
         return keras.optimizers.AdamW(learning_rate=schedule,
                                       weight_decay=opt_cfg.weight_decay)
+    if opt_cfg.name == "adam":
+        return keras.optimizers.Adam(learning_rate=schedule,
+                                     weight_decay=opt_cfg.weight_decay or None)
     raise ValueError(f"config.optimizer.name: unknown optimizer {opt_cfg.name!r}; "
-                     "known: sgd, adamw")
+                     "known: sgd, adamw, adam")

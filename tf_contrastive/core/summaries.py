@@ -29,21 +29,33 @@ class RunMonitor(keras.callbacks.Callback):
     """Writes per-epoch scalars (lr, the model's ``monitor_scalars()`` such as Z,
     bank norms and coverage) and a grid of augmented views.
 
-    ``views`` is one training batch dict; its image-like keys are drawn once.
+    ``views`` is one training batch dict; its image-like keys are drawn once
+    (a patch grid [B, Gh, Gw, p, p, C] as the first image's patches in place),
+    and waveforms [B, L] are written as audio clips at ``sample_rate``.
     """
 
-    def __init__(self, logdir: str, views: dict | None = None):
+    def __init__(self, logdir: str, views: dict | None = None, sample_rate: int = 16000):
         super().__init__()
         self.writer = tf.summary.create_file_writer(logdir)
         self.views = views
+        self.sample_rate = sample_rate
 
     def on_train_begin(self, logs=None):
         if not self.views:
             return
         with self.writer.as_default(step=0):
             for key, value in self.views.items():
+                if value.dtype != tf.float32:
+                    continue
                 if value.shape.rank == 4:
                     tf.summary.image(f"views/{key}", image_grid(value), step=0)
+                elif value.shape.rank == 6:
+                    patches = tf.reshape(value[0], [-1, *value.shape[3:]])
+                    grid = image_grid(patches, max_images=int(patches.shape[0]))
+                    tf.summary.image(f"views/{key}", grid, step=0)
+                elif value.shape.rank == 2:
+                    clips = tf.clip_by_value(value[:4], -1.0, 1.0)[:, :, None]
+                    tf.summary.audio(f"views/{key}", clips, self.sample_rate, step=0)
         self.writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):

@@ -23,7 +23,7 @@ class KNNMonitor(keras.callbacks.Callback):
 
     def __init__(self, make_eval_dataset, num_classes: int, k: int = 200,
                  sigma: float = 0.07, every: int = 1, last_epoch: int | None = None,
-                 make_train_dataset=None):
+                 make_train_dataset=None, key: str = "image"):
         super().__init__()
         self.make_eval_dataset = make_eval_dataset
         self.make_train_dataset = make_train_dataset
@@ -31,12 +31,14 @@ class KNNMonitor(keras.callbacks.Callback):
         self.k, self.sigma, self.every = k, sigma, max(1, every)
         self.last_epoch = last_epoch
         self.last: dict[str, float] = {}
+        self.key = key  # the batch key holding the encoder's input
 
     def evaluate(self, recompute: bool = False) -> dict[str, float]:
-        feats, labels, _ = extract_features(self.model.encoder, self.make_eval_dataset())
+        feats, labels, _ = extract_features(self.model.encoder, self.make_eval_dataset(),
+                                              key=self.key)
         if recompute or not hasattr(self.model, "knn_bank"):
-            train_feats, train_labels, ids = extract_features(self.model.encoder,
-                                                              self.make_train_dataset())
+            train_feats, train_labels, ids = extract_features(
+                self.model.encoder, self.make_train_dataset(), key=self.key)
             order = tf.argsort(ids)
             bank = tf.gather(train_feats, order)
             bank_labels = tf.gather(train_labels, order)

@@ -8,8 +8,11 @@ from collections.abc import Callable
 import keras
 
 from tf_contrastive.methods.cmc import CMC
+from tf_contrastive.methods.cpc_audio import CPCAudio
+from tf_contrastive.methods.cpc_image import DIRECTIONS, CPCImage
 from tf_contrastive.methods.instdisc import InstDisc
 from tf_contrastive.methods.invaspread import InvaSpread
+from tf_contrastive.models import cpc
 from tf_contrastive.models.encoder import build_encoder, build_multiview_encoder
 
 # Input normalisation of CMC's split views, which are scaled to about [0, 1].
@@ -68,11 +71,36 @@ def _build_cmc(cfg, info) -> keras.Model:
                objective=d.objective, z_momentum=d.z_momentum, seed=cfg.seed, name="cmc")
 
 
+def _build_cpc_audio(cfg, info) -> keras.Model:
+    d = cfg.cpc
+    g_enc = cpc.build_audio_encoder(d.enc_channels, d.enc_strides, d.enc_kernels)
+    g_ar = cpc.build_audio_context(d.enc_channels, d.context_units)
+    return CPCAudio(g_enc, g_ar, prediction_steps=d.prediction_steps, negatives=d.negatives,
+                    name="cpc_audio")
+
+
+def _build_cpc_image(cfg, info) -> keras.Model:
+    d = cfg.cpc_image
+    channels = info.image_shape[-1]
+    patch_encoder = cpc.build_patch_encoder((d.patch_size, d.patch_size, channels), info.mean,
+                                            info.std, width=cfg.model.width)
+    embedding = cpc.build_patch_embedding(patch_encoder, info.image_shape, d.patch_size,
+                                          d.patch_stride)
+    contexts = {direction: cpc.build_grid_context(patch_encoder.output_shape[-1],
+                                                  d.feature_dim, d.context_layers,
+                                                  name=f"context_{direction}")
+                for direction in DIRECTIONS[d.directions]}
+    return CPCImage(embedding, patch_encoder, contexts, prediction_steps=d.prediction_steps,
+                    name="cpc_image")
+
+
 METHODS = {
     "instdisc": MethodSpec(_build_instdisc, lambda cfg: "single", has_bank=True),
     "invaspread": MethodSpec(_build_invaspread, lambda cfg: "pair", has_bank=False),
     "cmc": MethodSpec(_build_cmc, lambda cfg: "multiview" if cfg.dataset.name == "multiview"
                       else cfg.cmc.views, has_bank=True),
+    "cpc_audio": MethodSpec(_build_cpc_audio, lambda cfg: "waveform", has_bank=False),
+    "cpc_image": MethodSpec(_build_cpc_image, lambda cfg: "patches", has_bank=False),
 }
 
 
