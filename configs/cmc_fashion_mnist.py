@@ -5,6 +5,13 @@ pixels are" (intensity, 1 channel) and "where they change" (Sobel dy, dx, 2
 channels). One CIFAR-stem ResNet-18 of width 8 per view (half of InstDisc's
 16, as the paper halves ResNet-50 per view), sampled softmax over 4096 rows of
 each bank, warm-started banks, cosine learning rate.
+
+Measured here (24 epochs, 57 min on 2 cores, partly shared with other jobs):
+weighted-kNN top-1 82.45% (untrained 70.26%), short of InstDisc's 85.68%; the
+per-epoch curve flattens after epoch 15 (81.5%). Both views come from the same
+crop and the Sobel view is a fixed function of the intensity view, so the
+cross-view task can be solved with low-level features; giving each view its
+own crop is the next thing to try.
 """
 
 from tf_contrastive.core.config import base_config
@@ -25,7 +32,7 @@ def get_config():
     c.optimizer.learning_rate = 0.06
     c.optimizer.weight_decay = 5e-4
     c.train.batch_size = 128
-    c.train.epochs = 20
+    c.train.epochs = 24
     c.eval.knn_sigma = 0.1
     c.eval.every_epochs = 5
     return c

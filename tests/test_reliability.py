@@ -1,11 +1,16 @@
 """Failures stop cleanly and name their cause; nothing good is overwritten."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from tests.test_train_e2e import _smoke_cfg
+from tests.test_train_e2e import ROOT, _smoke_cfg
 from tf_contrastive import trainer
 from tf_contrastive.core.config import ConfigError
 
@@ -39,3 +44,46 @@ def test_impossible_config_fails_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="instdisc.num_negatives: K=5000 must be < N=1500"):
         trainer.run(cfg, str(tmp_path / "run"), verbose=0)
     assert not (tmp_path / "run").exists()
+
+
+def _train_cmd(workdir):
+    return [sys.executable, "-m", "tf_contrastive.train",
+            "--config=configs/smoke_instdisc_digits.py", f"--workdir={workdir}",
+            "--config.train.epochs=2", "--config.train.steps_per_epoch=60",
+            "--config.eval.knn_at_init=False", "--config.eval.projector_examples=0",
+            "--config.train.export=False", "--config.eval.every_epochs=5"]
+
+
+def _final_weights(workdir):
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if "save_counter" not in name}
+
+
+def test_sigkill_mid_epoch_then_rerun_ends_where_an_uninterrupted_run_ends(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    killed = str(tmp_path / "killed")
+    proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = os.path.join(killed, "checkpoints", "ckpt-1.index")
+    deadline = time.time() + 300
+    while not os.path.exists(first) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # into epoch 2 (60 steps take several seconds)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert os.path.exists(first), "the run never wrote its first checkpoint"
+    assert not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-2.index")), (
+        "killed too late: epoch 2 had already been saved")
+    rerun = subprocess.run(_train_cmd(killed), cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming from" in rerun.stdout and "at epoch 1" in rerun.stdout
+    clean = str(tmp_path / "clean")
+    done = subprocess.run(_train_cmd(clean), cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = _final_weights(killed), _final_weights(clean)
+    assert a.keys() == b.keys()
+    for name in a:  # same data order, augmentations and noise ids after the restart
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)

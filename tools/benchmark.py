@@ -1,8 +1,10 @@
 """Throughput benchmarks; every figure is printed beside the conditions it was measured in.
 
-    python tools/benchmark.py --what=train_step --config=configs/instdisc_fashion_mnist.py
-    python tools/benchmark.py --what=input --jpeg_records=512 --image_size=224
-    python tools/benchmark.py --what=nce_bank
+    python -m tools.benchmark --what=train_step --config=configs/instdisc_fashion_mnist.py
+    python -m tools.benchmark --what=train_step --config=configs/cpc_audio_espeak.py \
+        --config.dataset.data_dir=data/espeak8_tfrecords
+    python -m tools.benchmark --what=input --jpeg_records=512 --image_size=224
+    python -m tools.benchmark --what=nce_bank
 
 * ``train_step``: images/s and steps/s of the method's compiled train step on
   batches already in memory, for per-sample and shared negatives.
@@ -53,8 +55,10 @@ def bench_train_step(cfg, steps: int, warmup: int) -> None:
     it = iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg)))
     for _ in range(min(steps + warmup, 8)):
         batches.append(next(it))
-    for shared in (False, True):
-        cfg.instdisc.shared_negatives = shared
+    # Shared vs per-sample negatives only exists for InstDisc.
+    for shared in ((False, True) if cfg.method == "instdisc" else (None,)):
+        if shared is not None:
+            cfg.instdisc.shared_negatives = shared
         model, _ = trainer.build_model(cfg, distribute.make_strategy("default"), info, 1000)
         step = tf.function(model.train_step, jit_compile=cfg.jit_compile)
         for i in range(warmup):
@@ -65,10 +69,12 @@ def bench_train_step(cfg, steps: int, warmup: int) -> None:
         float(out["loss"])
         dt = time.perf_counter() - t0
         b = cfg.train.batch_size
+        what = (f"K={cfg.instdisc.num_negatives} loss={cfg.instdisc.loss} "
+                f"shared_negatives={shared}" if shared is not None else "")
+        unit = "windows" if cfg.dataset.name == "audio" else "images"
         print(f"train_step method={cfg.method} backbone={cfg.model.backbone} width="
-              f"{cfg.model.width} image={info.image_shape} batch={b} K="
-              f"{cfg.instdisc.num_negatives} loss={cfg.instdisc.loss} shared_negatives={shared} "
-              f"jit={cfg.jit_compile}: {steps * b / dt:.0f} images/s, {steps / dt:.2f} steps/s "
+              f"{cfg.model.width} input={info.image_shape} batch={b} {what} "
+              f"jit={cfg.jit_compile}: {steps * b / dt:.1f} {unit}/s, {steps / dt:.2f} steps/s "
               f"[{_conditions()}]", flush=True)
 
 

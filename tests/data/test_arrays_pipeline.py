@@ -66,6 +66,21 @@ def test_pair_views_differ_and_stay_in_range():
     assert b["view_0"].numpy().min() >= 0 and b["view_0"].numpy().max() <= 1
 
 
+@pytest.mark.parametrize("same_crop", [True, False])
+def test_cmc_views_share_a_crop_unless_asked_not_to(same_crop):
+    from tf_contrastive.core import color
+    from tf_contrastive.methods import get_method
+
+    cfg = _digits_cfg()
+    cfg.method, cfg.cmc.views, cfg.cmc.same_crop = "cmc", "intensity_gradient", same_crop
+    kind = get_method("cmc").view_kind(cfg)
+    b = next(iter(pipeline.build_dataset(cfg, view_kind=kind)))
+    assert b["view_l"].shape == (100, 8, 8, 1) and b["view_ab"].shape == (100, 8, 8, 2)
+    # The gradient view is the Sobel split of the intensity view exactly when they share a crop.
+    _, grad = color.SPLITS["intensity_gradient"](b["view_l"])
+    assert np.allclose(grad.numpy(), b["view_ab"].numpy(), atol=1e-5) == same_crop
+
+
 def test_eval_split_is_ordered_and_complete():
     cfg = _digits_cfg()
     batches = list(pipeline.build_dataset(cfg, split="test", training=False))

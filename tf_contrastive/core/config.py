@@ -100,6 +100,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.cmc.objective = "core"  # "core" or "full" (the same for two views)
     c.cmc.z_momentum = 0.0
     c.cmc.warm_start = False
+    # True: both views are split from one crop (the paper). False: each view from its
+    # own random crop, so one view is no fixed function of the other (matters for
+    # intensity / gradient, where the gradient is computed from the intensity).
+    c.cmc.same_crop = True
 
     c.cpc = ml_collections.ConfigDict()
     # Audio CPC (van den Oord et al. 2018): g_enc = strided 1-D convs, g_ar = GRU.

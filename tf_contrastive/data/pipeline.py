@@ -59,6 +59,10 @@ VIEWS = {
     "lab": ViewSpec(("view_l", "view_ab"), 1, "lab"),
     "ycbcr": ViewSpec(("view_l", "view_ab"), 1, "ycbcr"),
     "intensity_gradient": ViewSpec(("view_l", "view_ab"), 1, "intensity_gradient"),
+    # The same splits with each view cut from its own random crop (config.cmc.same_crop=False).
+    "lab/own_crops": ViewSpec(("view_l", "view_ab"), 2, "lab"),
+    "ycbcr/own_crops": ViewSpec(("view_l", "view_ab"), 2, "ycbcr"),
+    "intensity_gradient/own_crops": ViewSpec(("view_l", "view_ab"), 2, "intensity_gradient"),
     # Multi-view records: keys view_<name> for config.dataset.view_names, aligned crops.
     "multiview": ViewSpec((), 1),
     "patches": ViewSpec(("patches",), 1, patches=True),
@@ -208,8 +212,13 @@ def _finish_views(cfg, view_kind: str, crops: list[tf.Tensor], seed: tf.Tensor) 
                                                      p.patch_stride, p.patch_jitter,
                                                      cfg.augment)}
     if spec.split is not None:
-        x = augment.random_flip(crops[0], seeds[0]) if cfg.augment.flip else crops[0]
-        return dict(zip(spec.keys, color.SPLITS[spec.split](x), strict=True))
+        flipped = [augment.random_flip(c, s) if cfg.augment.flip else c
+                   for c, s in zip(crops, seeds, strict=True)]
+        if len(flipped) == 1:
+            return dict(zip(spec.keys, color.SPLITS[spec.split](flipped[0]), strict=True))
+        # One crop per view: view i is the i-th part of the split of crop i.
+        return {key: color.SPLITS[spec.split](c)[i]
+                for i, (key, c) in enumerate(zip(spec.keys, flipped, strict=True))}
     return {key: augment.photometric(crop, s, cfg.augment)
             for key, crop, s in zip(spec.keys, crops, seeds, strict=True)}
 

@@ -98,7 +98,8 @@ METHODS = {
     "instdisc": MethodSpec(_build_instdisc, lambda cfg: "single", has_bank=True),
     "invaspread": MethodSpec(_build_invaspread, lambda cfg: "pair", has_bank=False),
     "cmc": MethodSpec(_build_cmc, lambda cfg: "multiview" if cfg.dataset.name == "multiview"
-                      else cfg.cmc.views, has_bank=True),
+                      else cfg.cmc.views + ("" if cfg.cmc.same_crop else "/own_crops"),
+                      has_bank=True),
     "cpc_audio": MethodSpec(_build_cpc_audio, lambda cfg: "waveform", has_bank=False),
     "cpc_image": MethodSpec(_build_cpc_image, lambda cfg: "patches", has_bank=False),
 }
