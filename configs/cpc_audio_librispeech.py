@@ -27,8 +27,8 @@ def get_config():
     c.optimizer.weight_decay = 0.0
     c.optimizer.schedule = "constant"
     c.train.batch_size = 64
-    c.train.epochs = 100
-    c.train.steps_per_epoch = 1000
+    c.train.epochs = 200
+    c.train.steps_per_epoch = 0  # one pass over the utterances (a window each)
     c.eval.knn_k = 20
     c.eval.knn_sigma = 0.1
     c.eval.every_epochs = 10

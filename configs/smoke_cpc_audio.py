@@ -20,7 +20,7 @@ def get_config():
     c.optimizer.reference_batch = 0
     c.train.batch_size = 4
     c.train.epochs = 2
-    c.train.steps_per_epoch = 3
+    c.train.steps_per_epoch = 2  # 8 windows: within one pass over 9 utterances
     c.train.log_every_steps = 1
     c.eval.knn_k = 3
     c.eval.batch_size = 8

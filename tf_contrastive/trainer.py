@@ -126,6 +126,8 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
     trained model too with ``return_model=True``.
     """
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
     strategy = distribute.make_strategy(cfg.strategy, cfg.tpu_address)
     info = pipeline.describe(cfg.dataset)
     validate(cfg, num_instances=info.num_train, num_replicas=strategy.num_replicas_in_sync)

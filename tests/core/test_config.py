@@ -51,6 +51,11 @@ def test_cross_field_limits():
     cfg.train.batch_size = 255
     with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
         validate(cfg, num_replicas=2)
+    cfg = base_config()
+    cfg.train.batch_size, cfg.train.steps_per_epoch = 50, 31
+    with pytest.raises(ConfigError, match="train.steps_per_epoch: 31 steps of 50 exceed one "
+                                          "pass over the 1500 training examples; use at most 30"):
+        validate(cfg, num_instances=1500)
 
 
 def test_unknown_keys_are_rejected():

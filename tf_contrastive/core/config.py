@@ -35,6 +35,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.strategy = "default"
     c.tpu_address = ""
     c.jit_compile = False
+    # Deterministic kernels (tf.config.experimental.enable_op_determinism): a rerun, or a
+    # run resumed from a checkpoint, ends bit-identical to the uninterrupted run. Slower.
+    c.deterministic = False
     # "float32", "mixed_float16" (with loss scaling) or "mixed_bfloat16"; similarities,
     # losses and memory banks stay float32 either way.
     c.mixed_precision = "float32"
@@ -306,6 +309,13 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         if cfg.method == "cmc" and m.num_negatives >= num_instances:
             _fail("cmc.num_negatives",
                   f"K={m.num_negatives} must be < N={num_instances} training examples")
+        if cfg.train.steps_per_epoch * cfg.train.batch_size > num_instances:
+            # An epoch must not run into the next pass over the data: a resumed run
+            # restarts the data at the epoch it resumes, which would then differ.
+            _fail("train.steps_per_epoch",
+                  f"{cfg.train.steps_per_epoch} steps of {cfg.train.batch_size} exceed one pass "
+                  f"over the {num_instances} training examples; use at most "
+                  f"{num_instances // cfg.train.batch_size} (or 0 for one pass)")
         if num_instances < cfg.train.batch_size:
             _fail("train.batch_size",
                   f"{cfg.train.batch_size} exceeds the {num_instances} training examples")
