@@ -1,6 +1,5 @@
 """CPC through the training binary's code path: audio records and image patches end to end."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,18 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.test_train_e2e import ROOT, _smoke_cfg
 from tf_contrastive import trainer
 from tools.build_audio_tfrecords import convert
 from tools.make_espeak_corpus import synthesise
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _cfg(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def audio_records(tmp_path_factory):
 @pytest.fixture(scope="module")
 def audio_run(audio_records, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("cpc_audio_run"))
-    cfg = _cfg("smoke_cpc_audio")
+    cfg = _smoke_cfg("smoke_cpc_audio")
     cfg.dataset.data_dir = audio_records
     cfg.train.epochs = 1
     return cfg, workdir, trainer.run(cfg, workdir, verbose=0)
@@ -110,7 +101,7 @@ def test_evaluate_binary_runs_speaker_and_phone_probes(audio_run, tmp_path):
 
 
 def test_cpc_image_trains_resumes_and_exports(tmp_path, capsys):
-    cfg = _cfg("smoke_cpc_image_digits")
+    cfg = _smoke_cfg("smoke_cpc_image_digits")
     cfg.train.epochs = 1
     workdir = str(tmp_path / "run")
     results = trainer.run(cfg, workdir, verbose=0)
