@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -61,21 +60,41 @@ def _final_weights(workdir):
             if "save_counter" not in name}
 
 
+# The killed run is the trainer with one extra callback that SIGKILLs its own
+# process at step 10 of epoch 2: a real kill at a known point, with no race.
+_KILL_MID_EPOCH_2 = """
+import os, signal, sys
+import keras
+from absl import flags
+from ml_collections import config_flags
+from tf_contrastive import trainer
+
+config = config_flags.DEFINE_config_file("config")
+flags.DEFINE_string("workdir", None, "")
+
+
+class KillAt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 10:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+flags.FLAGS(sys.argv)
+trainer.run(config.value, flags.FLAGS.workdir, verbose=0, callbacks=[KillAt()])
+"""
+
+
 def test_sigkill_mid_epoch_then_rerun_ends_where_an_uninterrupted_run_ends(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     killed = str(tmp_path / "killed")
-    proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = os.path.join(killed, "checkpoints", "ckpt-1.index")
-    deadline = time.time() + 300
-    while not os.path.exists(first) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # into epoch 2 (30 steps take a few seconds)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert os.path.exists(first), "the run never wrote its first checkpoint"
-    assert not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-2.index")), (
-        "killed too late: epoch 2 had already been saved")
+    proc = subprocess.run([sys.executable, "-c", _KILL_MID_EPOCH_2, *_train_cmd(killed)[3:]],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert os.path.exists(os.path.join(killed, "checkpoints", "ckpt-1.index"))
+    assert not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-2.index"))
     rerun = subprocess.run(_train_cmd(killed), cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

@@ -119,12 +119,15 @@ def export_run(cfg, model: keras.Model, info: pipeline.DatasetInfo, export_root:
                           features=backbone_of(encoder))
 
 
-def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = False):
+def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = False,
+        callbacks=()):
     """Trains ``cfg`` in ``workdir`` (resuming if it holds a checkpoint).
 
-    Returns the results dict (also written to ``results.json``), and the
-    trained model too with ``return_model=True``.
+    ``callbacks``: extra Keras callbacks, called before the epoch's checkpoint
+    is written. Returns the results dict (also written to ``results.json``),
+    and the trained model too with ``return_model=True``.
     """
+    extra_callbacks = list(callbacks)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -173,7 +176,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
               flush=True)
     sample = next(iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg),
                                               start_epoch=start_epoch)))
-    callbacks = [knn, ckpt_lib.StopOnNonFinite()]
+    callbacks = [knn, ckpt_lib.StopOnNonFinite(), *extra_callbacks]
     if chief:
         callbacks += [
             RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample),
