@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 
 import ml_collections
 import tensorflow as tf
@@ -65,6 +66,14 @@ def base_config() -> ml_collections.ConfigDict:
     # Audio TFRecords (dataset.name = "audio", tools/build_audio_tfrecords.py): the
     # training crop in samples (20480 = 1.28 s at 16 kHz = 128 frames of 10 ms).
     c.dataset.audio_window = 20480
+    # tf.data service dispatcher ("grpc://host:port", tools/data_service.py) that runs
+    # the training input pipeline on separate CPU workers; empty = run it here.
+    c.dataset.data_service = ""
+    # tf.data threads for this pipeline (0 = TensorFlow's shared pool).
+    c.dataset.threads = 0
+    # Let parallel stages emit batches out of order when config.deterministic is off
+    # (faster; a resumed run then no longer replays the same batch sequence).
+    c.dataset.allow_reordering = False
 
     c.augment = ml_collections.ConfigDict()
     c.augment.crop_scale_min = 0.2
@@ -119,6 +128,9 @@ def base_config() -> ml_collections.ConfigDict:
     # batch), "same_sequence" (other frames of its own sequence) or "other_sequences"
     # (frames of the other sequences). The positive is never also a negative.
     c.cpc.negatives = "all"
+    # Candidates from the whole global batch (every replica), so N replicas train like
+    # one device; False = from this replica's batch only (the paper: 8 windows per GPU).
+    c.cpc.global_negatives = True
 
     c.cpc_image = ml_collections.ConfigDict()
     # CPC v2 (Henaff et al. 2019): a crop is cut into a grid of overlapping patches.
@@ -131,6 +143,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.cpc_image.prediction_steps = 2
     # 1 = predict rows below only; 4 = also above, left and right (CPC v2's option).
     c.cpc_image.directions = 1
+    # As cpc.global_negatives, for the patch grids.
+    c.cpc_image.global_negatives = True
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "sgd"
@@ -213,6 +227,12 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
                   f"{cfg.dataset.view_names} / {cfg.dataset.view_channels}")
         if cfg.cmc.warm_start:
             _fail("cmc.warm_start", "is for the channel-split views, not multi-view records")
+    service = cfg.dataset.data_service
+    if service and not re.fullmatch(r"(grpc://)?[^:/\s]+:\d+", service):
+        _fail("dataset.data_service", f"{service!r} is not a dispatcher address "
+              "grpc://host:port")
+    if cfg.dataset.threads < 0:
+        _fail("dataset.threads", f"must be >= 0 (0 = shared pool), got {cfg.dataset.threads}")
     if cfg.dataset.image_size < 8:
         _fail("dataset.image_size", f"must be >= 8, got {cfg.dataset.image_size}")
     if not 0 < cfg.augment.crop_scale_min <= cfg.augment.crop_scale_max <= 1:

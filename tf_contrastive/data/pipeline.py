@@ -489,7 +489,30 @@ def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
     options = tf.data.Options()
     options.experimental_optimization.map_parallelization = True
     options.autotune.enabled = True
-    return ds.with_options(options).prefetch(AUTOTUNE)
+    if cfg.dataset.threads:
+        options.threading.private_threadpool_size = cfg.dataset.threads
+    # Parallel maps may hand batches over as soon as they are ready, out of order:
+    # faster, but then a resumed run no longer replays the same batch sequence.
+    # Every batch's augmentation is seeded by its position either way.
+    options.deterministic = bool(cfg.deterministic or not training
+                                 or not cfg.dataset.allow_reordering)
+    ds = ds.with_options(options)
+    if training and cfg.dataset.data_service:
+        ds = _through_data_service(ds, cfg.dataset.data_service)
+    return ds.prefetch(AUTOTUNE)
+
+
+def _through_data_service(ds: tf.data.Dataset, address: str) -> tf.data.Dataset:
+    """Runs ``ds``'s preprocessing on tf.data service workers (tools/data_service.py).
+
+    Dynamic sharding hands out whole epochs of the training stream (the
+    elements of its ``range`` of epochs) to the workers: every batch is
+    produced once, by one worker. With one worker the batches arrive in the
+    local order; with several, consecutive epochs' batches interleave.
+    """
+    service = tf.data.experimental.service
+    return ds.apply(service.distribute(processing_mode=service.ShardingPolicy.DYNAMIC,
+                                       service=address))
 
 
 def _eval_dataset(cfg, split, ctx):

@@ -49,26 +49,33 @@ def info_nce(predictions: tf.Tensor, candidates: tf.Tensor, positive: tf.Tensor,
     return loss, correct
 
 
-def cpc_loss(z: tf.Tensor, c: tf.Tensor, w: tf.Tensor,
-             negatives: str = "all") -> tuple[tf.Tensor, tf.Tensor]:
+def cpc_loss(z: tf.Tensor, c: tf.Tensor, w: tf.Tensor, negatives: str = "all",
+             candidates: tf.Tensor | None = None,
+             first_sequence: tf.Tensor | int = 0) -> tuple[tf.Tensor, tf.Tensor]:
     """Sum over k of the mean InfoNCE of predicting z[:, t+k] from c[:, t].
 
     z [B, T, D] latents, c [B, T, C] contexts, w [K, C, D] (W_k maps c_t to
-    the prediction of z_{t+k}). Returns (loss scalar, accuracy per k [K]).
+    the prediction of z_{t+k}). ``candidates`` [B', T, D] (default z) are the
+    latents scored, for instance the whole global batch gathered from every
+    replica, in which this batch's sequences start at ``first_sequence``.
+    Returns (loss scalar, accuracy per k [K]), both means over this batch's
+    predictions.
     """
     if negatives not in NEGATIVES:
         raise ValueError(f"negatives={negatives!r} is not one of {NEGATIVES}")
+    if candidates is None:
+        candidates = z
     num_steps = w.shape[0]
     b, t = tf.shape(z)[0], tf.shape(z)[1]
-    flat_z = tf.reshape(z, [b * t, -1])
-    seq_of = tf.repeat(tf.range(b), t)  # sequence of each candidate
+    flat_z = tf.reshape(candidates, [-1, candidates.shape[-1]])
+    seq_of = tf.repeat(tf.range(tf.shape(candidates)[0]), t)  # sequence of each candidate
     total = tf.constant(0.0, z.dtype)
     accuracies = []
     for k in range(1, num_steps + 1):
         n = t - k
         pred = tf.einsum("btc,cd->btd", c[:, :n], w[k - 1])
         pred = tf.reshape(pred, [b * n, -1])
-        rows_b = tf.repeat(tf.range(b), n)
+        rows_b = tf.repeat(tf.range(b), n) + first_sequence
         rows_t = tf.tile(tf.range(n), [b])
         positive = rows_b * t + rows_t + k
         allowed = None
@@ -81,14 +88,19 @@ def cpc_loss(z: tf.Tensor, c: tf.Tensor, w: tf.Tensor,
     return total, tf.stack(accuracies)
 
 
-def predict_along_rows(z: tf.Tensor, c: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def predict_along_rows(z: tf.Tensor, c: tf.Tensor, w: tf.Tensor,
+                       candidates: tf.Tensor | None = None,
+                       first_image: tf.Tensor | int = 0) -> tuple[tf.Tensor, tf.Tensor]:
     """CPC v2: context at grid row i predicts the patch k rows below, same column.
 
     z [B, H, W, D], c [B, H, W, C]; each column of each image is a sequence
-    along the rows, and every patch of the batch is a candidate ("all").
+    along the rows, and every patch of the batch is a candidate ("all"), or
+    every patch of ``candidates`` [B', H, W, D] in which this batch's images
+    start at ``first_image``.
     """
     def columns(x):
         x = tf.transpose(x, [0, 2, 1, 3])  # [B, W, H, D]
         return tf.reshape(x, [-1, tf.shape(x)[2], x.shape[-1]])
 
-    return cpc_loss(columns(z), columns(c), w, "all")
+    cands = None if candidates is None else columns(candidates)
+    return cpc_loss(columns(z), columns(c), w, "all", cands, first_image * tf.shape(z)[2])

@@ -76,7 +76,7 @@ def _build_cpc_audio(cfg, info) -> keras.Model:
     g_enc = cpc.build_audio_encoder(d.enc_channels, d.enc_strides, d.enc_kernels)
     g_ar = cpc.build_audio_context(d.enc_channels, d.context_units)
     return CPCAudio(g_enc, g_ar, prediction_steps=d.prediction_steps, negatives=d.negatives,
-                    name="cpc_audio")
+                    global_negatives=d.global_negatives, name="cpc_audio")
 
 
 def _build_cpc_image(cfg, info) -> keras.Model:
@@ -91,7 +91,7 @@ def _build_cpc_image(cfg, info) -> keras.Model:
                                                   name=f"context_{direction}")
                 for direction in DIRECTIONS[d.directions]}
     return CPCImage(embedding, patch_encoder, contexts, prediction_steps=d.prediction_steps,
-                    name="cpc_image")
+                    global_negatives=d.global_negatives, name="cpc_image")
 
 
 METHODS = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tf_contrastive.core import distribute
+
 
 class ContrastiveModel(keras.Model):
     """A method: ``encoder`` plus a ``train_step`` reporting Mean trackers by name.
@@ -73,3 +75,17 @@ class ContrastiveModel(keras.Model):
             # which needs a leading axis: give it one; the reduction returns scalars.
             results = {k: tf.reshape(v, [1]) for k, v in results.items()}
         return results
+
+
+def candidates_of(x: tf.Tensor, across_replicas: bool) -> tuple[tf.Tensor | None, tf.Tensor]:
+    """(candidates, index of this replica's first row in them) for in-batch negatives.
+
+    Across replicas: ``x`` gathered from every replica in replica order (the
+    gather sends each replica's gradient back to the replica that computed the
+    rows). Otherwise (None, 0): this replica's own rows.
+    """
+    if not across_replicas or distribute.num_replicas() == 1:
+        return None, tf.constant(0, tf.int32)
+    gathered = distribute.all_gather(x)
+    gathered.set_shape([None, *x.shape[1:]])  # the gather forgets every static dimension
+    return gathered, distribute.replica_id() * tf.shape(x)[0]

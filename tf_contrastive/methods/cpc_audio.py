@@ -7,9 +7,13 @@ k = 1..K. ``encoder`` (waveform -> unit-norm mean-pooled c_t) is what kNN,
 probes and the exported model use.
 
 Batch dict consumed: ``waveform`` float32 [B, L] in about [-1, 1].
-Distribution rule: negatives come from this replica's batch, as in the paper
-(8 windows per GPU); each replica's loss is divided by the number of replicas,
-and the optimizer sums gradients across replicas.
+Distribution rule: with ``global_negatives`` (the default) the candidates are
+the latents of the whole global batch, gathered from every replica (the
+gather passes gradients back to the replica that computed them), so N
+replicas train exactly like one device with the same global batch; without
+it, negatives come from this replica's batch only, as in the paper (8 windows
+per GPU). Each replica's loss is divided by the number of replicas, and the
+optimizer sums gradients across replicas.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import tensorflow as tf
 
 from tf_contrastive.core import distribute
 from tf_contrastive.losses.infonce import NEGATIVES, cpc_loss
-from tf_contrastive.methods.base import ContrastiveModel
+from tf_contrastive.methods.base import ContrastiveModel, candidates_of
 from tf_contrastive.models.cpc import StepPredictors, build_audio_embedding
 
 
@@ -27,7 +31,7 @@ class CPCAudio(ContrastiveModel):
     """g_enc + g_ar + W_1..W_K trained with InfoNCE by ``fit``."""
 
     def __init__(self, g_enc: keras.Model, g_ar: keras.Model, prediction_steps: int = 12,
-                 negatives: str = "all", **kwargs):
+                 negatives: str = "all", global_negatives: bool = True, **kwargs):
         if negatives not in NEGATIVES:
             raise ValueError(f"config.cpc.negatives: {negatives!r} is not one of {NEGATIVES}")
         steps = int(prediction_steps)
@@ -35,6 +39,7 @@ class CPCAudio(ContrastiveModel):
         super().__init__(build_audio_embedding(g_enc, g_ar), names, **kwargs)
         self.g_enc, self.g_ar = g_enc, g_ar
         self.negatives, self.steps = negatives, steps
+        self.global_negatives = bool(global_negatives)
         self.predictors = StepPredictors(steps, g_enc.output_shape[-1], name="w_k",
                                          dtype="float32")
         self.predictors.build((None, g_ar.output_shape[-1]))
@@ -45,7 +50,8 @@ class CPCAudio(ContrastiveModel):
         if z.shape[1] is not None and z.shape[1] <= self.steps:
             raise ValueError(f"a window of {waveform.shape[1]} samples gives {z.shape[1]} "
                              f"frames, too few for cpc.prediction_steps={self.steps}")
-        return cpc_loss(z, c, self.predictors.kernel, self.negatives)
+        candidates, first = candidates_of(z, self.global_negatives)
+        return cpc_loss(z, c, self.predictors.kernel, self.negatives, candidates, first)
 
     def _report(self, loss, acc):
         per_k = {f"accuracy_k{k + 1}": acc[k] for k in range(self.steps)}

@@ -11,8 +11,10 @@ directions, the z grid is also flipped (predicting upwards) and transposed
 the exported model use.
 
 Batch dict consumed: ``patches`` float32 [B, Gh, Gw, p, p, C] in about [0, 1].
-Distribution rule: negatives come from this replica's batch; each replica's
-loss is divided by the number of replicas.
+Distribution rule: as for audio CPC, ``global_negatives`` (the default) scores
+against the patches of the whole global batch, gathered from every replica;
+otherwise against this replica's. Each replica's loss is divided by the number
+of replicas.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tensorflow as tf
 
 from tf_contrastive.core import distribute
 from tf_contrastive.losses.infonce import predict_along_rows
-from tf_contrastive.methods.base import ContrastiveModel
+from tf_contrastive.methods.base import ContrastiveModel, candidates_of
 from tf_contrastive.models.cpc import StepPredictors, encode_patches
 
 # Each direction as a re-orientation of the [B, rows, cols, D] grid so that
@@ -40,7 +42,8 @@ class CPCImage(ContrastiveModel):
     """Patch encoder + one context network and W_k set per direction, by ``fit``."""
 
     def __init__(self, embedding: keras.Model, patch_encoder: keras.Model,
-                 contexts: dict[str, keras.Model], prediction_steps: int = 2, **kwargs):
+                 contexts: dict[str, keras.Model], prediction_steps: int = 2,
+                 global_negatives: bool = True, **kwargs):
         steps = int(prediction_steps)
         names = ("loss", "accuracy", *(f"accuracy_k{k}" for k in range(1, steps + 1)))
         super().__init__(embedding, names, **kwargs)
@@ -48,6 +51,7 @@ class CPCImage(ContrastiveModel):
         if unknown:
             raise ValueError(f"unknown CPC directions {sorted(unknown)}; known: {sorted(_ORIENT)}")
         self.patch_encoder, self.steps = patch_encoder, steps
+        self.global_negatives = bool(global_negatives)
         predictors = {}
         for direction, ctx in contexts.items():
             pred = StepPredictors(steps, patch_encoder.output_shape[-1], name=f"w_k_{direction}",
@@ -75,7 +79,9 @@ class CPCImage(ContrastiveModel):
         for direction, ctx in self.contexts.items():
             zd = _ORIENT[direction](z)
             c = tf.cast(ctx(zd, training=training), tf.float32)
-            loss, acc = predict_along_rows(zd, c, self.predictors[direction].kernel)
+            candidates, first = candidates_of(zd, self.global_negatives)
+            loss, acc = predict_along_rows(zd, c, self.predictors[direction].kernel,
+                                           candidates, first)
             total += loss
             accs.append(acc)
         n = float(len(self.contexts))

@@ -7,12 +7,45 @@ feature vector; the projection head lives in :mod:`tf_contrastive.models.encoder
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 
+@keras.saving.register_keras_serializable(package="tf_contrastive")
+class SyncBatchNormalization(layers.BatchNormalization):
+    """Batch norm with statistics over the global batch of all replicas.
+
+    The statistics are accumulated in float64, in two passes: the all-reduced
+    mean, then the all-reduced sum of squared deviations from it. Keras's
+    ``synchronized=True`` uses E[x^2] - E[x]^2 in float32, which cancels when
+    |mean| >> std; with that form two replicas' features came out ~1e-5 away
+    from one device's, and InstDisc's NCE normaliser (a mean of exp(s / 0.07))
+    amplifies such differences. In float64 the split into replicas changes
+    only the last bits, so N replicas match one device to float32 rounding.
+    On one replica (or outside a strategy) the same arithmetic runs locally.
+    """
+
+    def _moments(self, inputs, mask):
+        if mask is not None:
+            return super()._moments(inputs, mask)
+        ctx = tf.distribute.get_replica_context()
+
+        def all_sum(t):
+            return t if ctx is None else ctx.all_reduce(tf.distribute.ReduceOp.SUM, t)
+
+        x = tf.cast(inputs, tf.float64)
+        axes = self._reduction_axes
+        count = all_sum(tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float64))
+        mean = all_sum(tf.reduce_sum(x, axes)) / count
+        # d(variance)/d(mean) is zero, so the deviations need no gradient through it.
+        dev = tf.reduce_sum(tf.math.squared_difference(x, tf.stop_gradient(mean)), axes)
+        variance = all_sum(dev) / count
+        return tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
+
+
 def _bn(name: str, sync: bool):
-    # synchronized=True averages batch statistics over all replicas (a no-op on one).
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=sync, name=name)
+    kind = SyncBatchNormalization if sync else layers.BatchNormalization
+    return kind(momentum=0.9, epsilon=1e-5, name=name)
 
 
 def _basic_block(x, filters: int, stride: int, name: str, sync_bn: bool = False):
