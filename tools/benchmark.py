@@ -5,6 +5,8 @@
         --config.dataset.data_dir=data/espeak8_tfrecords
     python -m tools.benchmark --what=input --jpeg_records=512 --image_size=224
     python -m tools.benchmark --what=nce_bank
+    python -m tools.benchmark --what=knn --knn_queries=10000
+    python -m tools.benchmark --what=replicas --config=configs/instdisc_fashion_mnist.py
 
 * ``train_step``: images/s and steps/s of the method's compiled train step on
   batches already in memory, for per-sample and shared negatives.
@@ -12,6 +14,12 @@
   crop on the encoded JPEG, flip, colour jitter) on synthetic ImageNet-size JPEGs.
 * ``nce_bank``: time of the InstDisc scoring + NCE loss + bank update for bank
   sizes from 10^4 to 1.28 * 10^6 rows (it should not grow with N).
+* ``knn``: weighted-kNN evaluation (k=200) of ``--knn_queries`` 128-d queries
+  against an ImageNet-size bank of 1.28 * 10^6 rows.
+* ``replicas``: the train step through ``fit``'s distribution path on 1 and on 2
+  replicas (MirroredStrategy over the CPU split into two logical devices) with
+  the same global batch. On one CPU both replicas share its cores, so this
+  measures the cost of the all-reduces and gathers, not a speed-up.
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from tf_contrastive.memory import MemoryBank
 from tf_contrastive.methods import get_method
 
 _CONFIG = config_flags.DEFINE_config_file("config", trainer.DEFAULT_CONFIG, "Config file.")
-flags.DEFINE_enum("what", "all", ["all", "train_step", "input", "nce_bank"], "Benchmark.")
+flags.DEFINE_enum("what", "all", ["all", "train_step", "input", "nce_bank", "knn", "replicas"],
+                  "Benchmark.")
+flags.DEFINE_integer("knn_queries", 10_000, "Queries for the knn benchmark.")
 flags.DEFINE_integer("steps", 20, "Timed steps (after warm-up).")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, autotuning).")
 flags.DEFINE_integer("jpeg_records", 512, "Synthetic JPEG records for the input benchmark.")
@@ -74,7 +84,8 @@ def bench_train_step(cfg, steps: int, warmup: int) -> None:
         unit = "windows" if cfg.dataset.name == "audio" else "images"
         print(f"train_step method={cfg.method} backbone={cfg.model.backbone} width="
               f"{cfg.model.width} input={info.image_shape} batch={b} {what} "
-              f"jit={cfg.jit_compile}: {steps * b / dt:.1f} {unit}/s, {steps / dt:.2f} steps/s "
+              f"jit={cfg.jit_compile} precision={cfg.mixed_precision}: "
+              f"{steps * b / dt:.1f} {unit}/s, {steps / dt:.2f} steps/s "
               f"[{_conditions()}]", flush=True)
 
 
@@ -146,10 +157,10 @@ def bench_nce_bank(batch: int, steps: int, warmup: int) -> None:
             feats = tf.math.l2_normalize(tf.random.normal([batch, dim]), axis=1)
             ids = tf.range(batch)
             for i in range(warmup):
-                step(feats, ids, i)
+                step(feats, ids, tf.constant(i))
             t0 = time.perf_counter()
             for i in range(steps):
-                loss = step(feats, ids, i)
+                loss = step(feats, ids, tf.constant(i))
             float(loss)
             ms = (time.perf_counter() - t0) / steps * 1000
             print(f"nce_bank N={n} D={dim} K={k} batch={batch} shared_negatives={shared}: "
@@ -157,8 +168,64 @@ def bench_nce_bank(batch: int, steps: int, warmup: int) -> None:
                   f"[{_conditions()}]", flush=True)
 
 
+def bench_knn(queries: int, n: int = 1_281_167, dim: int = 128, k: int = 200) -> None:
+    from tf_contrastive.eval.knn import knn_accuracy
+
+    rng = np.random.default_rng(0)
+
+    def unit(rows):
+        x = rng.standard_normal((rows, dim), dtype=np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    bank = tf.constant(unit(n))
+    labels = tf.constant(rng.integers(0, 1000, n).astype(np.int32))
+    q = unit(queries)
+    q_labels = rng.integers(0, 1000, queries)
+    knn_accuracy(q[:1024], q_labels[:1024], bank, labels, 1000, k=k)  # trace
+    t0 = time.perf_counter()
+    knn_accuracy(q, q_labels, bank, labels, 1000, k=k)
+    dt = time.perf_counter() - t0
+    print(f"knn bank={n}x{dim} queries={queries} k={k}: {dt:.1f} s, {queries / dt:.0f} "
+          f"queries/s (50000 ImageNet validation images: ~{50_000 / (queries / dt) / 60:.1f} "
+          f"min) [{_conditions()}]", flush=True)
+
+
+def bench_replicas(cfg, steps: int, warmup: int) -> None:
+    info = pipeline.describe(cfg.dataset)
+    spec = get_method(cfg.method)
+    for strategy in (tf.distribute.OneDeviceStrategy("/cpu:0"),
+                     tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+        model, _ = trainer.build_model(cfg, strategy, info, 1000)
+        ds = strategy.distribute_datasets_from_function(
+            lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind(cfg)))
+        batches = iter(ds)
+        cached = [next(batches) for _ in range(4)]
+
+        @tf.function
+        def step(batch, model=model, strategy=strategy):
+            return strategy.run(model.train_step, args=(batch,))
+
+        for i in range(warmup):
+            step(cached[i % 4])
+        t0 = time.perf_counter()
+        for i in range(steps):
+            out = step(cached[i % 4])
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t,
+                              strategy.experimental_local_results(out))
+        dt = time.perf_counter() - t0
+        b = cfg.train.batch_size
+        print(f"replicas={strategy.num_replicas_in_sync} method={cfg.method} backbone="
+              f"{cfg.model.backbone} width={cfg.model.width} input={info.image_shape} global "
+              f"batch={b} sync_bn={cfg.model.sync_bn}: {steps * b / dt:.1f} images/s, "
+              f"{steps / dt:.2f} steps/s [{_conditions()}]", flush=True)
+
+
 def main(argv):
     del argv
+    if FLAGS.what == "replicas":  # before TensorFlow initialises its devices
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
     cfg = _CONFIG.value
     if FLAGS.what in ("all", "train_step"):
         bench_train_step(cfg, FLAGS.steps, FLAGS.warmup)
@@ -167,6 +234,10 @@ def main(argv):
                     FLAGS.warmup)
     if FLAGS.what in ("all", "nce_bank"):
         bench_nce_bank(FLAGS.batch_size, FLAGS.steps, FLAGS.warmup)
+    if FLAGS.what in ("all", "knn"):
+        bench_knn(FLAGS.knn_queries)
+    if FLAGS.what == "replicas":
+        bench_replicas(cfg, FLAGS.steps, FLAGS.warmup)
 
 
 if __name__ == "__main__":
