@@ -60,50 +60,131 @@ def _final_weights(workdir):
             if "save_counter" not in name}
 
 
-# The killed run is the trainer with one extra callback that SIGKILLs its own
-# process at step 10 of epoch 2: a real kill at a known point, with no race.
-_KILL_MID_EPOCH_2 = """
-import os, signal, sys
+_RUNNER = """
+import os, random, signal, sys, threading, time
 import keras
 from absl import flags
 from ml_collections import config_flags
 from tf_contrastive import trainer
+from tf_contrastive.core import checkpoint as ckpt_lib
 
 config = config_flags.DEFINE_config_file("config")
 flags.DEFINE_string("workdir", None, "")
+flags.DEFINE_string("kill", None, "mid_epoch_2 | save_2")
+flags.DEFINE_integer("kill_seed", 0, "")
 
 
-class KillAt(keras.callbacks.Callback):
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillMidEpoch2(keras.callbacks.Callback):
+    # SIGKILL at step 10 of epoch 2: a real kill at a known point, no race.
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         if self.epoch == 1 and batch == 10:
-            os.kill(os.getpid(), signal.SIGKILL)
+            die()
+
+
+save, took = ckpt_lib.RunCheckpoint.save, []
+
+
+def save_and_maybe_die(self, epoch):
+    if epoch < 2:
+        t0 = time.perf_counter()
+        out = save(self, epoch)
+        took.append(time.perf_counter() - t0)
+        return out
+    # SIGKILL from another thread at a random moment of the epoch-2 save (uniform over
+    # the first save's duration); if the save wins the race, die right after it.
+    delay = random.Random(flags.FLAGS.kill_seed).uniform(0.0, took[0])
+    print(f"kill {delay * 1e3:.2f} ms into the save (the first took {took[0] * 1e3:.2f} ms)",
+          flush=True)
+    threading.Timer(delay, die).start()
+    save(self, epoch)
+    time.sleep(60)
 
 
 flags.FLAGS(sys.argv)
-trainer.run(config.value, flags.FLAGS.workdir, verbose=0, callbacks=[KillAt()])
+callbacks = []
+if flags.FLAGS.kill == "mid_epoch_2":
+    callbacks.append(KillMidEpoch2())
+else:
+    ckpt_lib.RunCheckpoint.save = save_and_maybe_die
+trainer.run(config.value, flags.FLAGS.workdir, verbose=0, callbacks=callbacks)
 """
 
 
-def test_sigkill_mid_epoch_then_rerun_ends_where_an_uninterrupted_run_ends(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    killed = str(tmp_path / "killed")
-    proc = subprocess.run([sys.executable, "-c", _KILL_MID_EPOCH_2, *_train_cmd(killed)[3:]],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert os.path.exists(os.path.join(killed, "checkpoints", "ckpt-1.index"))
-    assert not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-2.index"))
-    rerun = subprocess.run(_train_cmd(killed), cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "resuming from" in rerun.stdout and "at epoch 1" in rerun.stdout
-    clean = str(tmp_path / "clean")
-    done = subprocess.run(_train_cmd(clean), cwd=ROOT, env=env, capture_output=True,
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    clean = str(tmp_path_factory.mktemp("clean"))
+    done = subprocess.run(_train_cmd(clean), cwd=ROOT, env=_ENV, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    a, b = _final_weights(killed), _final_weights(clean)
-    assert a.keys() == b.keys()
-    for name in a:  # same data order, augmentations, noise ids and kernels: bit-identical
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    return _final_weights(clean)
+
+
+_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _killed_run(workdir, kill, seed=0):
+    proc = subprocess.run([sys.executable, "-c", _RUNNER, *_train_cmd(workdir)[3:],
+                           f"--kill={kill}", f"--kill_seed={seed}"],
+                          cwd=ROOT, env=_ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _rerun_matches(workdir, expected):
+    rerun = subprocess.run(_train_cmd(workdir), cwd=ROOT, env=_ENV, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    got = _final_weights(workdir)
+    assert got.keys() == expected.keys()
+    for name in got:  # same data order, augmentations, noise ids and kernels: bit-identical
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    return rerun.stdout
+
+
+def test_sigkill_mid_epoch_then_rerun_ends_where_an_uninterrupted_run_ends(
+        tmp_path, uninterrupted):
+    killed = str(tmp_path / "killed")
+    _killed_run(killed, "mid_epoch_2")
+    assert os.path.exists(os.path.join(killed, "checkpoints", "ckpt-1.index"))
+    assert not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-2.index"))
+    out = _rerun_matches(killed, uninterrupted)
+    assert "resuming from" in out and "at epoch 1" in out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sigkill_during_a_checkpoint_save_loses_nothing(tmp_path, uninterrupted, seed):
+    killed = str(tmp_path / "killed")
+    print(_killed_run(killed, "save_2", seed))
+    # Whatever the save got to, the newest checkpoint named in the index is whole:
+    # either epoch 2's (the kill came after it was recorded) or epoch 1's.
+    latest = tf.train.latest_checkpoint(os.path.join(killed, "checkpoints"))
+    assert latest is not None and latest.endswith(("ckpt-1", "ckpt-2"))
+    tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+    _rerun_matches(killed, uninterrupted)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, uninterrupted):
+    run = str(tmp_path / "run")
+    done = subprocess.run(_train_cmd(run), cwd=ROOT, env=_ENV, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpts = os.path.join(run, "checkpoints")
+    data = [f for f in os.listdir(ckpts) if f.startswith("ckpt-2.data")]
+    with open(os.path.join(ckpts, data[0]), "r+b") as f:  # a disk error in the newest one
+        f.truncate(16)
+    os.remove(os.path.join(run, "results.json"))
+    rerun = subprocess.run(_train_cmd(run), cwd=ROOT, env=_ENV, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"{ckpts}/ckpt-2 cannot be restored" in rerun.stdout + rerun.stderr
+    assert "at epoch 1" in rerun.stdout
+    got = _final_weights(run)
+    for name in got:
+        np.testing.assert_array_equal(got[name], uninterrupted[name], err_msg=name)

@@ -1,7 +1,10 @@
 """Checkpoints that resume: model (with its banks and Z), optimizer, epoch.
 
 ``tf.train.CheckpointManager`` writes the data files first and the ``checkpoint``
-index last, so a crash during a save leaves the previous checkpoint the latest.
+index last (atomically, by rename), so a crash during a save leaves the previous
+checkpoint the latest. A newest checkpoint that cannot be read (a disk error, a
+file truncated by hand) is reported and the one before it restored; a run never
+starts over silently while its index lists checkpoints.
 """
 
 from __future__ import annotations
@@ -28,18 +31,37 @@ class RunCheckpoint:
         self.restore_from = restore_from or directory
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=max_to_keep)
+        self.restored: str | None = None
 
     @property
     def latest(self) -> str | None:
-        return tf.train.latest_checkpoint(self.restore_from)
+        """The checkpoint restored by ``restore_latest`` (else the index's newest)."""
+        return self.restored or tf.train.latest_checkpoint(self.restore_from)
 
     def restore_latest(self) -> int:
-        """Restores the newest checkpoint if there is one; returns the epoch to start at."""
-        latest = self.latest
-        if latest is None:
+        """Restores the newest readable checkpoint; returns the epoch to start at (0: none)."""
+        self.restored = None
+        state = tf.train.get_checkpoint_state(self.restore_from)
+        if state is None or not state.model_checkpoint_path:
             return 0
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return int(self.epoch.numpy())
+        paths = [state.model_checkpoint_path] + [
+            p for p in reversed(state.all_model_checkpoint_paths)
+            if p != state.model_checkpoint_path]
+        problems = []
+        for path in paths:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, ValueError, AssertionError) as e:
+                reason = str(e).strip().splitlines()[0][:300]
+                problems.append(f"{path}: {reason}")
+                print(f"{path} cannot be restored ({type(e).__name__}: {reason}); "
+                      "trying the checkpoint before it", flush=True)
+                continue
+            self.restored = path
+            return int(self.epoch.numpy())
+        raise RuntimeError(f"{self.restore_from}: none of the checkpoints in its index can be "
+                           "restored (move the directory away to start over): "
+                           + "; ".join(problems))
 
     def save(self, epoch: int) -> str:
         self.epoch.assign(epoch)

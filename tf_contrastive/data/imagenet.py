@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 
 import tensorflow as tf
@@ -75,8 +76,12 @@ def count_records(path: str) -> int:
         for _ in tf.data.TFRecordDataset(path):
             n += 1
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
+        # Keep TensorFlow's reason ("truncated record at 9030", "corrupted record at 12")
+        # without the iterator's op names around it.
+        found = re.search(r"(truncated|corrupted) record at \d+", e.message)
+        reason = found.group(0) if found else e.message.splitlines()[0]
         raise ValueError(f"{path}: corrupt or truncated TFRecord after {n} records "
-                         f"({e.message.splitlines()[0]})") from e
+                         f"({reason})") from e
     return n
 
 
