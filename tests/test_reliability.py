@@ -129,16 +129,16 @@ def uninterrupted(tmp_path_factory):
 _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
-def _killed_run(workdir, kill, seed=0):
+def _killed_run(workdir, kill, seed=0, extra=()):
     proc = subprocess.run([sys.executable, "-c", _RUNNER, *_train_cmd(workdir)[3:],
-                           f"--kill={kill}", f"--kill_seed={seed}"],
+                           f"--kill={kill}", f"--kill_seed={seed}", *extra],
                           cwd=ROOT, env=_ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     return proc.stdout
 
 
-def _rerun_matches(workdir, expected):
-    rerun = subprocess.run(_train_cmd(workdir), cwd=ROOT, env=_ENV, capture_output=True,
+def _rerun_matches(workdir, expected, extra=()):
+    rerun = subprocess.run([*_train_cmd(workdir), *extra], cwd=ROOT, env=_ENV, capture_output=True,
                            text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     got = _final_weights(workdir)
@@ -156,6 +156,16 @@ def test_sigkill_mid_epoch_then_rerun_ends_where_an_uninterrupted_run_ends(
     assert not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-2.index"))
     out = _rerun_matches(killed, uninterrupted)
     assert "resuming from" in out and "at epoch 1" in out
+
+
+def test_a_mid_epoch_backup_resumes_at_its_step_and_changes_nothing(tmp_path, uninterrupted):
+    killed = str(tmp_path / "killed")
+    backups = ["--config.train.backup_every_steps=10"]
+    _killed_run(killed, "mid_epoch_2", extra=backups)  # killed at optimizer step 41
+    assert tf.train.latest_checkpoint(os.path.join(killed, "checkpoints", "backup")).endswith(
+        "ckpt-40")
+    out = _rerun_matches(killed, uninterrupted, extra=backups)
+    assert "at epoch 1, step 10" in out
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -147,11 +147,13 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
     run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, optimizer,
                                       max_to_keep=cfg.train.checkpoints_to_keep,
                                       restore_from=os.path.join(workdir, "checkpoints"))
-    start_epoch = run_ckpt.restore_latest()
+    start_epoch, start_step = run_ckpt.restore_position(steps)
+    resumed = run_ckpt.restored is not None
+    first_epoch = start_epoch
     warm = spec.has_bank and cfg[cfg.method].warm_start
-    if start_epoch:
-        print(f"resuming from {run_ckpt.latest} at epoch {start_epoch}",
-              flush=True)
+    if resumed:
+        print(f"resuming from {run_ckpt.latest} at epoch {start_epoch}"
+              + (f", step {start_step}" if start_step else ""), flush=True)
     elif warm:
         t0 = time.time()
         _fill_bank(strategy, model, cfg)
@@ -166,7 +168,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
                      make_train_dataset=lambda: eval_dataset("train"),
                      key=pipeline.input_key(cfg))
     init_knn = {}
-    if not start_epoch and cfg.eval.knn_at_init:
+    if not resumed and cfg.eval.knn_at_init:
         # The random-init baseline; after a warm start the bank already holds its features.
         knn.set_model(model)
         scores = knn.evaluate(recompute=not warm)
@@ -175,26 +177,36 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
         print(f"kNN top-1 of the untrained network: {init_knn['knn_top1_at_init']:.4f}",
               flush=True)
     sample = next(iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg),
-                                              start_epoch=start_epoch)))
+                                              start_epoch=start_epoch, start_step=start_step)))
     callbacks = [knn, ckpt_lib.StopOnNonFinite(), *extra_callbacks]
     if chief:
         callbacks += [
             RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample),
             keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
                                         update_freq=cfg.train.log_every_steps)]
+    if cfg.train.backup_every_steps:
+        callbacks.append(ckpt_lib.BackupEverySteps(run_ckpt, cfg.train.backup_every_steps))
     callbacks.append(ckpt_lib.SaveEveryEpoch(run_ckpt))
-    train_ds = strategy.distribute_datasets_from_function(
-        lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind(cfg),
-                                           start_epoch=start_epoch))
+
+    def train_ds(epoch, step=0):
+        return strategy.distribute_datasets_from_function(
+            lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind(cfg),
+                                               start_epoch=epoch, start_step=step))
+
     t0 = time.time()
     history = {}
+    if start_step:  # the rest of the epoch a mid-epoch backup was taken in
+        history = model.fit(train_ds(start_epoch, start_step), epochs=start_epoch + 1,
+                            initial_epoch=start_epoch, steps_per_epoch=steps - start_step,
+                            callbacks=callbacks, verbose=verbose, shuffle=False).history
+        start_epoch += 1
     if start_epoch < cfg.train.epochs:
-        history = model.fit(train_ds, epochs=cfg.train.epochs, initial_epoch=start_epoch,
-                            steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
-                            shuffle=False).history
+        history = model.fit(train_ds(start_epoch), epochs=cfg.train.epochs,
+                            initial_epoch=start_epoch, steps_per_epoch=steps,
+                            callbacks=callbacks, verbose=verbose, shuffle=False).history
     train_seconds = time.time() - t0
     results = {"method": cfg.method, "epochs": cfg.train.epochs,
-               "trained_epochs_this_run": cfg.train.epochs - start_epoch,
+               "trained_epochs_this_run": cfg.train.epochs - first_epoch,
                "train_seconds_this_run": round(train_seconds, 1),
                "final_loss": float(history["loss"][-1]) if history.get("loss") else None,
                **init_knn}

@@ -14,6 +14,10 @@ import os
 import keras
 import tensorflow as tf
 
+# What a damaged checkpoint raises on restore: TF's reader errors, a short read of a
+# truncated data file (IndexError from the Python reader), or objects that do not match.
+_UNREADABLE = (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError)
+
 
 class RunCheckpoint:
     """Owns the tf.train.Checkpoint of a run and the epoch counter it restores."""
@@ -31,6 +35,9 @@ class RunCheckpoint:
         self.restore_from = restore_from or directory
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=max_to_keep)
+        # Mid-epoch backups (train.backup_every_steps), numbered by optimizer step.
+        self.backup_manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(directory, "backup"), max_to_keep=1)
         self.restored: str | None = None
 
     @property
@@ -51,7 +58,7 @@ class RunCheckpoint:
         for path in paths:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as e:
+            except _UNREADABLE as e:
                 reason = str(e).strip().splitlines()[0][:300]
                 problems.append(f"{path}: {reason}")
                 print(f"{path} cannot be restored ({type(e).__name__}: {reason}); "
@@ -62,6 +69,32 @@ class RunCheckpoint:
         raise RuntimeError(f"{self.restore_from}: none of the checkpoints in its index can be "
                            "restored (move the directory away to start over): "
                            + "; ".join(problems))
+
+    def restore_position(self, steps_per_epoch: int) -> tuple[int, int]:
+        """Restores the newest state, epoch checkpoint or mid-epoch backup.
+
+        Returns (epoch, step within it) to continue from; (0, 0) for a new run.
+        A backup is used when it is further on than the newest epoch checkpoint.
+        """
+        epoch = self.restore_latest()
+        backup = tf.train.latest_checkpoint(os.path.join(self.restore_from, "backup"))
+        if backup is None:
+            return epoch, 0
+        done = int(backup.rsplit("-", 1)[1])  # the optimizer step it was taken at
+        if done <= epoch * steps_per_epoch:
+            return epoch, 0
+        try:
+            self.checkpoint.restore(backup).assert_existing_objects_matched()
+        except _UNREADABLE as e:
+            reason = str(e).strip().splitlines()[0][:300]
+            print(f"{backup} cannot be restored ({type(e).__name__}: {reason}); using the "
+                  "epoch checkpoint", flush=True)
+            return self.restore_latest(), 0
+        self.restored = backup
+        return divmod(done, steps_per_epoch)
+
+    def save_backup(self, step: int) -> str:
+        return self.backup_manager.save(checkpoint_number=step)
 
     def save(self, epoch: int) -> str:
         self.epoch.assign(epoch)
@@ -77,6 +110,24 @@ class SaveEveryEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.run_checkpoint.save(epoch + 1)
+
+
+class BackupEverySteps(keras.callbacks.Callback):
+    """A mid-epoch backup every ``every`` optimizer steps (only the newest is kept).
+
+    A run killed mid-epoch then continues from the backup's step instead of
+    repeating the epoch, like Keras's BackupAndRestore with ``save_freq``, but
+    with the memory banks, Z and the input position in it.
+    """
+
+    def __init__(self, run_checkpoint: RunCheckpoint, every: int):
+        super().__init__()
+        self.run_checkpoint, self.every = run_checkpoint, int(every)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every == 0:
+            self.run_checkpoint.save_backup(step)
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

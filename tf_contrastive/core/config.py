@@ -166,6 +166,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.steps_per_epoch = 0
     c.train.log_every_steps = 50
     c.train.checkpoints_to_keep = 3
+    # Also back up every N optimizer steps (0 = only at epoch ends), so a run killed
+    # mid-epoch continues from the last backup instead of repeating the epoch.
+    c.train.backup_every_steps = 0
     c.train.export = True
 
     c.eval = ml_collections.ConfigDict()
@@ -254,6 +257,8 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
               f"{cfg.train.batch_size} is not divisible by the {num_replicas} replicas")
     if cfg.train.epochs < 1:
         _fail("train.epochs", f"must be >= 1, got {cfg.train.epochs}")
+    if cfg.train.backup_every_steps < 0:
+        _fail("train.backup_every_steps", f"must be >= 0, got {cfg.train.backup_every_steps}")
     if cfg.train.steps_per_epoch < 0:
         _fail("train.steps_per_epoch", f"must be >= 0, got {cfg.train.steps_per_epoch}")
     if cfg.optimizer.learning_rate <= 0:

@@ -463,11 +463,12 @@ def _multiview_eval(cfg, split, ctx, per_replica):
 
 def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
                   split: str = "train", training: bool = True, view_kind: str = "single",
-                  start_epoch: int = 0) -> tf.data.Dataset:
+                  start_epoch: int = 0, start_step: int = 0) -> tf.data.Dataset:
     """The dataset for one input pipeline (pass to distribute_datasets_from_function).
 
     ``training=True`` gives an endless stream of augmented training batches
-    starting at ``start_epoch``; ``training=False`` gives one ordered pass over
+    starting at step ``start_step`` of epoch ``start_epoch`` (the batches a
+    run resumed from a mid-epoch backup still has to train on); ``training=False`` gives one ordered pass over
     ``split`` with the evaluation view and per-replica batches of
     ``cfg.eval.batch_size`` (global).
     """
@@ -484,6 +485,8 @@ def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
                              f"{cfg.dataset.name!r} (multi-view records need 'multiview', "
                              "audio needs 'waveform')")
         ds = maker(cfg, view_kind, input_context, start_epoch, cfg.train.batch_size, steps)
+        if start_step:
+            ds = ds.skip(start_step * _pipelines(input_context)[2])
     else:
         ds = _eval_dataset(cfg, split, input_context)
     options = tf.data.Options()
