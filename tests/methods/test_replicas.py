@@ -8,8 +8,9 @@ loss is its share of the global mean.
 
 The tolerance is float32 rounding (losses 1e-5 relative): the split of the
 batch changes only summation orders. Two choices keep it that tight:
-``SyncBatchNormalization`` accumulates its statistics in float64 (Keras's
-one-pass float32 form moved InstDisc's losses by 1.2e-5 after three steps),
+``SyncBatchNormalization`` accumulates its statistics in float64 (with Keras's
+one-pass float32 form the weights drifted 3e-3 to 8e-3 apart in three steps;
+two passes in float32 still left InstDisc's loss 1.2e-5 off),
 and the learning rate is 0.01: at 0.05 this width-4 network is chaotic (a
 1e-6 relative nudge of one device's own weights moves CMC's weights by 6e-3
 after one step), so no two runs that differ in rounding could agree.
