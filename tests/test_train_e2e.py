@@ -218,13 +218,17 @@ def test_cmc_on_grayscale_trains_resumes_and_exports(tmp_path, capsys):
 
 
 def test_cmc_lab_on_converted_imagenet_tfrecords(tmp_path, capsys):
-    from tests.data.test_imagenet_tfrecords import _write_image_folder
+    from tests.data.test_imagenet_tfrecords import _rewrite_record, _write_image_folder
     from tools.build_imagenet_tfrecords import convert
 
     _write_image_folder(str(tmp_path / "folder"))
     convert(str(tmp_path / "folder"), str(tmp_path / "tfr"), train_shards=2,
             validation_shards=1, num_threads=2)
+    # One training record's payload is a PNG: skipped, logged and counted.
+    _rewrite_record(tmp_path / "tfr", "train-00001-of-00002", 0,
+                    encoded=tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy())
     cfg = _smoke_cfg("smoke_cmc_digits")
+    cfg.dataset.skip_bad_records = True
     cfg.dataset.name = "imagenet"
     cfg.dataset.data_dir = str(tmp_path / "tfr")
     cfg.dataset.image_size = 16
@@ -238,7 +242,13 @@ def test_cmc_lab_on_converted_imagenet_tfrecords(tmp_path, capsys):
     cfg.eval.projector_examples = 6
     work = str(tmp_path / "run")
     results = train.run(cfg, work, verbose=0)
-    assert np.isfinite(results["final_loss"])
+    assert np.isfinite(results["final_loss"]) and results["skipped_records"] >= 1
+    tags = set()
+    for path in glob.glob(os.path.join(work, "tensorboard", "train", "events.*")):
+        for raw in tf.data.TFRecordDataset(path):
+            tags.update(v.tag for v in tf.compat.v1.Event.FromString(raw.numpy()).summary.value)
+    # 3 steps an epoch, TensorBoard's update_freq 50: the epoch scalars must still be there.
+    assert {"data/skipped_records", "lr", "nce/Z_view_l_to_view_ab"} <= tags
     cfg.train.epochs = 2
     again = train.run(cfg, work, verbose=0)
     assert "resuming from" in capsys.readouterr().out and again["trained_epochs_this_run"] == 1

@@ -143,6 +143,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
 
     spec = get_method(cfg.method)
     steps = pipeline.steps_per_epoch(cfg, info)
+    skipped = pipeline.skipped_records() if cfg.dataset.skip_bad_records else None
     model, optimizer = build_model(cfg, strategy, info, steps)
     run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, optimizer,
                                       max_to_keep=cfg.train.checkpoints_to_keep,
@@ -181,7 +182,9 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
     callbacks = [knn, ckpt_lib.StopOnNonFinite(), *extra_callbacks]
     if chief:
         callbacks += [
-            RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample),
+            RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample,
+                       extra_scalars=lambda: {"data/skipped_records": skipped}
+                       if skipped is not None else {}),
             keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
                                         update_freq=cfg.train.log_every_steps)]
     if cfg.train.backup_every_steps:
@@ -209,6 +212,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
                "trained_epochs_this_run": cfg.train.epochs - first_epoch,
                "train_seconds_this_run": round(train_seconds, 1),
                "final_loss": float(history["loss"][-1]) if history.get("loss") else None,
+               **({"skipped_records": int(skipped.numpy())} if skipped is not None else {}),
                **init_knn}
     knn.set_model(model)
     if knn.last and spec.has_bank:

@@ -223,3 +223,20 @@ def test_bad_record_error_names_file_and_position(converted, tmp_path, kind, rea
     ids = np.concatenate([b["index"].numpy() for b in
                           pipeline.build_dataset(cfg, split="train", training=False)])
     assert sorted(ids) == [i for i in range(12) if i != 1]
+
+
+def test_skipped_training_records_are_counted(converted, tmp_path):
+    out, _ = converted
+    png = tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy()
+    data, _ = _copy_with(tmp_path, out, lambda d: _rewrite_record(
+        d, "train-00000-of-00003", 1, encoded=png))
+    pipeline._imagenet_index.cache_clear()
+    cfg = _cfg(str(data), skip_bad_records=True)
+    before = int(pipeline.skipped_records().numpy())
+    ids = []
+    for batch, _ in zip(pipeline.build_dataset(cfg), range(4), strict=False):
+        ids.extend(batch["index"].numpy().tolist())
+    assert 1 not in ids  # 11 good records a pass: two batches of 4 per epoch
+    skipped = int(pipeline.skipped_records().numpy()) - before
+    # Once per pass over the data: two passes read, a third perhaps begun by prefetching.
+    assert 2 <= skipped <= 3

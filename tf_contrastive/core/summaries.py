@@ -34,16 +34,19 @@ class RunMonitor(keras.callbacks.Callback):
     and waveforms [B, L] are written as audio clips at ``sample_rate``.
     """
 
-    def __init__(self, logdir: str, views: dict | None = None, sample_rate: int = 16000):
+    def __init__(self, logdir: str, views: dict | None = None, sample_rate: int = 16000,
+                 extra_scalars=None):
+        """``extra_scalars``: a callable returning more {name: value} to write per epoch."""
         super().__init__()
         self.writer = tf.summary.create_file_writer(logdir)
         self.views = views
         self.sample_rate = sample_rate
+        self.extra_scalars = extra_scalars or dict
 
     def on_train_begin(self, logs=None):
         if not self.views:
             return
-        with self.writer.as_default(step=0):
+        with self.writer.as_default(step=0), tf.summary.record_if(True):
             for key, value in self.views.items():
                 if value.dtype != tf.float32:
                     continue
@@ -62,10 +65,14 @@ class RunMonitor(keras.callbacks.Callback):
         opt = self.model.optimizer
         step = int(opt.iterations.numpy())
         lr = float(tf.convert_to_tensor(opt.learning_rate))  # may be a mirrored variable
-        with self.writer.as_default(step=epoch + 1):
+        # record_if(True): Keras's TensorBoard callback keeps a record_if(step % update_freq
+        # == 0) active for the whole fit, which would drop these unless an epoch happens
+        # to end on a multiple of train.log_every_steps.
+        with self.writer.as_default(step=epoch + 1), tf.summary.record_if(True):
             tf.summary.scalar("lr", lr)
             tf.summary.scalar("optimizer_steps", step)
-            for name, value in getattr(self.model, "monitor_scalars", dict)().items():
+            scalars = {**getattr(self.model, "monitor_scalars", dict)(), **self.extra_scalars()}
+            for name, value in scalars.items():
                 tf.summary.scalar(name, float(tf.convert_to_tensor(value)))
             banks = getattr(self.model, "banks", None) or (
                 [self.model.bank] if getattr(self.model, "bank", None) is not None else [])

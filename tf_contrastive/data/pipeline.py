@@ -289,9 +289,45 @@ def _imagenet_records(cfg, split, ctx, epoch=None):
                          deterministic=True)
 
 
-def _parse(cfg, limit):
+_SKIPPED: list[tf.Variable] = []
+
+
+def skipped_records() -> tf.Variable:
+    """How many bad training records this process's pipelines have skipped so far
+    (``dataset.skip_bad_records``; each is also logged with its file and position).
+
+    Created on first use, outside any function or strategy scope; the trainer
+    creates it before building the model. Counted as records are read, so it
+    runs ahead of training by the prefetched batches.
+    """
+    if not _SKIPPED:
+        with tf.init_scope():
+            _SKIPPED.append(tf.Variable(0, dtype=tf.int64, trainable=False,
+                                        name="skipped_records"))
+    return _SKIPPED[0]
+
+
+def _counting_skips(cfg, count: bool):
+    """ok -> ok, adding the bad records to ``skipped_records()`` when they are skipped.
+
+    Not with the tf.data service: its workers run the pipeline in other processes.
+    """
+    if not (count and cfg.dataset.skip_bad_records and not cfg.dataset.data_service):
+        return lambda ok: ok
+    counter = skipped_records()
+
+    def counted(ok):
+        total = counter.assign_add(tf.cast(tf.logical_not(ok), tf.int64))
+        return tf.logical_and(ok, total >= 0)  # a data dependency keeps the update
+    return counted
+
+
+def _parse(cfg, limit, count: bool = False):
+    counted = _counting_skips(cfg, count)
+
     def parse(rec, ident, pos, path):
         encoded, label, ok = imagenet.parse_record(rec, pos, path, cfg.dataset.skip_bad_records)
+        ok = counted(ok)
         if limit:
             ok = tf.logical_and(ok, ident < limit)
         return {"encoded": encoded, "label": label, "index": tf.cast(ident, tf.int32), "ok": ok}
@@ -308,7 +344,8 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     def one_epoch(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
         ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
-        ds = ds.map(_parse(cfg, cfg.dataset.train_limit), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(_parse(cfg, cfg.dataset.train_limit, count=True),
+                    num_parallel_calls=AUTOTUNE)
         ds = ds.filter(lambda r: r["ok"])
         ds = _keyed_shuffle(ds.map(_with_order_key(epoch_seed)), cfg.dataset.shuffle_buffer)
 
@@ -333,10 +370,13 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
 
 
-def _audio_parse(cfg, limit):
+def _audio_parse(cfg, limit, count: bool = False):
+    counted = _counting_skips(cfg, count)
+
     def parse(rec, ident, pos, path):
         waveform, label, phones, ok = audio.parse_record(rec, pos, path,
                                                          cfg.dataset.skip_bad_records)
+        ok = counted(ok)
         if limit:
             ok = tf.logical_and(ok, ident < limit)
         return {"waveform": waveform, "phones": phones, "label": label,
@@ -376,7 +416,8 @@ def _audio_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     def one_epoch(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
         ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
-        ds = ds.map(_audio_parse(cfg, cfg.dataset.train_limit), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(_audio_parse(cfg, cfg.dataset.train_limit, count=True),
+                    num_parallel_calls=AUTOTUNE)
         ds = ds.filter(lambda r: r["ok"])
 
         def crop(r):
