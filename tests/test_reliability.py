@@ -117,6 +117,9 @@ trainer.run(config.value, flags.FLAGS.workdir, verbose=0, callbacks=callbacks)
 """
 
 
+_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     clean = str(tmp_path_factory.mktemp("clean"))
@@ -124,9 +127,6 @@ def uninterrupted(tmp_path_factory):
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return _final_weights(clean)
-
-
-_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def _killed_run(workdir, kill, seed=0, extra=()):

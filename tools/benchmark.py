@@ -58,6 +58,18 @@ def _conditions() -> str:
     return f"cpus={os.cpu_count()} tf={tf.__version__} inter/intra threads={threads}"
 
 
+def _timed(run, steps: int, warmup: int, wait) -> float:
+    """Seconds for ``steps`` calls of ``run(i)`` after ``warmup`` untimed ones;
+    ``wait(last output)`` blocks until the device has finished."""
+    for i in range(warmup):
+        run(i)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        out = run(i)
+    wait(out)
+    return time.perf_counter() - t0
+
+
 def bench_train_step(cfg, steps: int, warmup: int) -> None:
     info = pipeline.describe(cfg.dataset)
     spec = get_method(cfg.method)
@@ -71,13 +83,8 @@ def bench_train_step(cfg, steps: int, warmup: int) -> None:
             cfg.instdisc.shared_negatives = shared
         model, _ = trainer.build_model(cfg, distribute.make_strategy("default"), info, 1000)
         step = tf.function(model.train_step, jit_compile=cfg.jit_compile)
-        for i in range(warmup):
-            step(batches[i % len(batches)])
-        t0 = time.perf_counter()
-        for i in range(steps):
-            out = step(batches[i % len(batches)])
-        float(out["loss"])
-        dt = time.perf_counter() - t0
+        dt = _timed(lambda i, step=step: step(batches[i % len(batches)]), steps, warmup,
+                    lambda out: float(out["loss"]))
         b = cfg.train.batch_size
         what = (f"K={cfg.instdisc.num_negatives} loss={cfg.instdisc.loss} "
                 f"shared_negatives={shared}" if shared is not None else "")
@@ -156,13 +163,8 @@ def bench_nce_bank(batch: int, steps: int, warmup: int) -> None:
 
             feats = tf.math.l2_normalize(tf.random.normal([batch, dim]), axis=1)
             ids = tf.range(batch)
-            for i in range(warmup):
-                step(feats, ids, tf.constant(i))
-            t0 = time.perf_counter()
-            for i in range(steps):
-                loss = step(feats, ids, tf.constant(i))
-            float(loss)
-            ms = (time.perf_counter() - t0) / steps * 1000
+            ms = _timed(lambda i, step=step, x=feats, y=ids: step(x, y, tf.constant(i)), steps, warmup,
+                        float) / steps * 1000
             print(f"nce_bank N={n} D={dim} K={k} batch={batch} shared_negatives={shared}: "
                   f"{ms:.1f} ms/step, bank {n * dim * 4 / 2**20:.0f} MiB per replica "
                   f"[{_conditions()}]", flush=True)
@@ -205,14 +207,10 @@ def bench_replicas(cfg, steps: int, warmup: int) -> None:
         def step(batch, model=model, strategy=strategy):
             return strategy.run(model.train_step, args=(batch,))
 
-        for i in range(warmup):
-            step(cached[i % 4])
-        t0 = time.perf_counter()
-        for i in range(steps):
-            out = step(cached[i % 4])
-        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t,
-                              strategy.experimental_local_results(out))
-        dt = time.perf_counter() - t0
+        dt = _timed(lambda i, step=step, cached=cached: step(cached[i % 4]), steps, warmup,
+                    lambda out, strategy=strategy: tf.nest.map_structure(
+                        lambda t: t.numpy() if hasattr(t, "numpy") else t,
+                        strategy.experimental_local_results(out)))
         b = cfg.train.batch_size
         print(f"replicas={strategy.num_replicas_in_sync} method={cfg.method} backbone="
               f"{cfg.model.backbone} width={cfg.model.width} input={info.image_shape} global "

@@ -56,15 +56,10 @@ class RunCheckpoint:
             if p != state.model_checkpoint_path]
         problems = []
         for path in paths:
-            try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
-            except _UNREADABLE as e:
-                reason = str(e).strip().splitlines()[0][:300]
-                problems.append(f"{path}: {reason}")
-                print(f"{path} cannot be restored ({type(e).__name__}: {reason}); "
-                      "trying the checkpoint before it", flush=True)
+            problem = self._restore(path, "trying the checkpoint before it")
+            if problem:
+                problems.append(f"{path}: {problem}")
                 continue
-            self.restored = path
             return int(self.epoch.numpy())
         raise RuntimeError(f"{self.restore_from}: none of the checkpoints in its index can be "
                            "restored (move the directory away to start over): "
@@ -83,15 +78,22 @@ class RunCheckpoint:
         done = int(backup.rsplit("-", 1)[1])  # the optimizer step it was taken at
         if done <= epoch * steps_per_epoch:
             return epoch, 0
+        if self._restore(backup, "using the epoch checkpoint"):
+            return self.restore_latest(), 0
+        return divmod(done, steps_per_epoch)
+
+    def _restore(self, path: str, fallback: str) -> str | None:
+        """Restores ``path`` (then ``restored`` names it); if it cannot be read, says so,
+        with what happens instead, and returns the reason."""
         try:
-            self.checkpoint.restore(backup).assert_existing_objects_matched()
+            self.checkpoint.restore(path).assert_existing_objects_matched()
         except _UNREADABLE as e:
             reason = str(e).strip().splitlines()[0][:300]
-            print(f"{backup} cannot be restored ({type(e).__name__}: {reason}); using the "
-                  "epoch checkpoint", flush=True)
-            return self.restore_latest(), 0
-        self.restored = backup
-        return divmod(done, steps_per_epoch)
+            print(f"{path} cannot be restored ({type(e).__name__}: {reason}); {fallback}",
+                  flush=True)
+            return reason
+        self.restored = path
+        return None
 
     def save_backup(self, step: int) -> str:
         return self.backup_manager.save(checkpoint_number=step)

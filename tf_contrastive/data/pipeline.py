@@ -509,9 +509,9 @@ def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
 
     ``training=True`` gives an endless stream of augmented training batches
     starting at step ``start_step`` of epoch ``start_epoch`` (the batches a
-    run resumed from a mid-epoch backup still has to train on); ``training=False`` gives one ordered pass over
-    ``split`` with the evaluation view and per-replica batches of
-    ``cfg.eval.batch_size`` (global).
+    run resumed from a mid-epoch backup still has to train on);
+    ``training=False`` gives one ordered pass over ``split`` with the
+    evaluation view and per-replica batches of ``cfg.eval.batch_size`` (global).
     """
     if view_kind not in VIEWS:
         raise ValueError(f"unknown view kind {view_kind!r}; known: {sorted(VIEWS)}")
