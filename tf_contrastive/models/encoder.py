@@ -60,6 +60,8 @@ class ViewSplit(layers.Layer):
     """Splits an image into views with a named function of core.color.SPLITS."""
 
     def __init__(self, split: str, **kwargs):
+        # Colour conversions run in float32 whatever the mixed-precision policy.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if split not in color.SPLITS:
             raise ValueError(f"unknown view split {split!r}; known: {sorted(color.SPLITS)}")
@@ -93,6 +95,7 @@ def build_multiview_encoder(input_shape: tuple[int, int, int], split: str,
                            name=f"{enc.name}_both")
         embeddings.append(both(view)[0])
     scale = 1.0 / float(len(view_encoders)) ** 0.5
-    joined = layers.Concatenate(name="view_embeddings")(embeddings)
-    outputs = layers.Rescaling(scale, name="unit_norm")(joined)
+    # float32 like each view's head, whatever the mixed-precision policy.
+    joined = layers.Concatenate(name="view_embeddings", dtype="float32")(embeddings)
+    outputs = layers.Rescaling(scale, name="unit_norm", dtype="float32")(joined)
     return keras.Model(inputs, outputs, name=name)
