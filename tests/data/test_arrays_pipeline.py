@@ -66,19 +66,28 @@ def test_pair_views_differ_and_stay_in_range():
     assert b["view_0"].numpy().min() >= 0 and b["view_0"].numpy().max() <= 1
 
 
+@pytest.mark.parametrize("jitter", [False, True])
 @pytest.mark.parametrize("same_crop", [True, False])
-def test_cmc_views_share_a_crop_unless_asked_not_to(same_crop):
+def test_cmc_views_share_a_crop_unless_asked_not_to(same_crop, jitter):
     from tf_contrastive.core import color
     from tf_contrastive.methods import get_method
 
     cfg = _digits_cfg()
     cfg.method, cfg.cmc.views, cfg.cmc.same_crop = "cmc", "intensity_gradient", same_crop
+    cfg.cmc.jitter = jitter
+    cfg.augment.color_jitter = 0.4
     kind = get_method("cmc").view_kind(cfg)
     b = next(iter(pipeline.build_dataset(cfg, view_kind=kind)))
     assert b["view_l"].shape == (100, 8, 8, 1) and b["view_ab"].shape == (100, 8, 8, 2)
-    # The gradient view is the Sobel split of the intensity view exactly when they share a crop.
+    # The gradient view is the Sobel split of the intensity view exactly when they share a
+    # crop: jitter, when asked for, happens before the split.
     _, grad = color.SPLITS["intensity_gradient"](b["view_l"])
     assert np.allclose(grad.numpy(), b["view_ab"].numpy(), atol=1e-5) == same_crop
+    # Jitter changes each image's mean intensity, which a flip keeps.
+    cfg.cmc.jitter = False
+    plain = next(iter(pipeline.build_dataset(cfg, view_kind=kind)))["view_l"].numpy()
+    means = plain.mean(axis=(1, 2, 3)), b["view_l"].numpy().mean(axis=(1, 2, 3))
+    assert np.allclose(*means, atol=1e-6) != jitter
 
 
 def test_eval_split_is_ordered_and_complete():

@@ -19,11 +19,11 @@ def _view_encoder(name):
     return keras.Model(x, L2Normalize()(keras.layers.Dense(D)(x)), name=name)
 
 
-def _model(n_views=2, loss="nce", objective="core"):
+def _model(n_views=2, loss="nce", objective="core", shared=False):
     keras.utils.set_random_seed(0)
     encs = {f"v{i}": _view_encoder(f"enc{i}") for i in range(n_views)}
     m = CMC(encs, encs["v0"], N, num_negatives=K, temperature=TAU, momentum=0.5, loss=loss,
-            objective=objective, seed=3)
+            objective=objective, shared_negatives=shared, seed=3)
     m.compile(optimizer=keras.optimizers.SGD(0.0))
     return m
 
@@ -61,16 +61,19 @@ def test_pairs():
         view_pairs(3, "star")
 
 
+@pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("loss", ["nce", "softmax"])
-def test_two_view_train_step_losses_z_and_banks(loss):
-    m = _model(loss=loss)
+def test_two_view_train_step_losses_z_and_banks(loss, shared):
+    m = _model(loss=loss, shared=shared)
     rng = np.random.default_rng(1)
     x = [rng.normal(size=(B, 4)).astype(np.float32) for _ in range(2)]
     ids = np.array([3, 7, 11, 20, 29], np.int32)
     data = {"v0": x[0], "v1": x[1], "index": ids}
     banks = [b.features.numpy().copy() for b in m.banks]
     f = [enc(xi).numpy() for enc, xi in zip(m.view_encoders, x, strict=True)]
-    noise = m.banks[0].sample_noise(B, K, 3, 0).numpy()
+    noise = m.banks[0].sample_noise(B, K, 3, 0, shared=shared).numpy()
+    assert noise.shape == ((1, K) if shared else (B, K))
+    noise = np.broadcast_to(noise, (B, K))  # shared: every sample scores the same K rows
     logs = m.train_step(data)
     if loss == "nce":
         l01, z01 = _np_nce(f[0], banks[1], ids, noise)  # view 0 against bank 1 (L -> ab)

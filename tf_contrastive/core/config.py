@@ -111,11 +111,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.cmc.momentum = 0.5
     c.cmc.objective = "core"  # "core" or "full" (the same for two views)
     c.cmc.z_momentum = 0.0
+    # One set of K noise ids for the whole batch (as instdisc.shared_negatives); the
+    # paper draws K per sample.
+    c.cmc.shared_negatives = False
     c.cmc.warm_start = False
     # True: both views are split from one crop (the paper). False: each view from its
     # own random crop, so one view is no fixed function of the other (matters for
     # intensity / gradient, where the gradient is computed from the intensity).
     c.cmc.same_crop = True
+    # True: each crop gets the photometric augmentation of config.augment (flip, colour
+    # jitter, random grayscale) before it is split into views, as InstDisc's input does.
+    # False: flip only (the paper's Lab recipe), so the views keep the crop's pixels.
+    c.cmc.jitter = False
 
     c.cpc = ml_collections.ConfigDict()
     # Audio CPC (van den Oord et al. 2018): g_enc = strided 1-D convs, g_ar = GRU.

@@ -41,8 +41,9 @@ class ViewSpec:
     ``crops`` independent random crops are taken; without ``split`` each crop
     gets its own photometric augmentation and becomes one key. With ``split``
     (CMC's channel splits) one crop is flipped and split into ``keys`` by the
-    named function of :mod:`tf_contrastive.core.color`; no colour jitter, so the
-    views keep describing the same pixels.
+    named function of :mod:`tf_contrastive.core.color`; no colour jitter unless
+    ``config.cmc.jitter``, which jitters the crop before the split (so views cut
+    from one crop still describe the same pixels).
     """
 
     keys: tuple[str, ...]
@@ -212,8 +213,12 @@ def _finish_views(cfg, view_kind: str, crops: list[tf.Tensor], seed: tf.Tensor) 
                                                      p.patch_stride, p.patch_jitter,
                                                      cfg.augment)}
     if spec.split is not None:
-        flipped = [augment.random_flip(c, s) if cfg.augment.flip else c
-                   for c, s in zip(crops, seeds, strict=True)]
+        if cfg.cmc.jitter:
+            flipped = [augment.photometric(c, s, cfg.augment)
+                       for c, s in zip(crops, seeds, strict=True)]
+        else:
+            flipped = [augment.random_flip(c, s) if cfg.augment.flip else c
+                       for c, s in zip(crops, seeds, strict=True)]
         if len(flipped) == 1:
             return dict(zip(spec.keys, color.SPLITS[spec.split](flipped[0]), strict=True))
         # One crop per view: view i is the i-th part of the split of crop i.

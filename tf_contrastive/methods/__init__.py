@@ -68,7 +68,8 @@ def _build_cmc(cfg, info) -> keras.Model:
         combined = build_multiview_encoder(info.image_shape, d.views, list(views.values()))
     return CMC(views, combined, info.num_train, num_negatives=d.num_negatives,
                temperature=d.temperature, momentum=d.momentum, loss=d.loss,
-               objective=d.objective, z_momentum=d.z_momentum, seed=cfg.seed, name="cmc")
+               objective=d.objective, z_momentum=d.z_momentum,
+               shared_negatives=d.shared_negatives, seed=cfg.seed, name="cmc")
 
 
 def _build_cpc_audio(cfg, info) -> keras.Model:

@@ -4,7 +4,9 @@ One encoder and one memory bank per view. For a pair of views (i, j) the
 features of view i are scored against view j's bank (positive: the instance's
 own row; negatives: K noise rows) and vice versa, each direction with its own
 NCE normaliser Z_{i->j} (first-batch estimate, then frozen) or with the sampled
-softmax; every direction uses the same K noise ids per sample. Two views give
+softmax; every direction uses the same K noise ids per sample (or, with
+``shared_negatives``, one set of K ids for the whole batch, as InstDisc's
+option: one [B, K] matmul per direction instead of B*K gathered rows). Two views give
 L = L_{1->2} + L_{2->1}. With more views the objective sums the pair losses
 over the "core" pairs (V_1, V_j) or the "full" graph (all i < j). After each
 step every bank moves towards its view's features with momentum m.
@@ -47,7 +49,8 @@ class CMC(ContrastiveModel):
     def __init__(self, view_encoders: dict[str, keras.Model], encoder: keras.Model,
                  num_instances: int, num_negatives: int = 16384, temperature: float = 0.07,
                  momentum: float = 0.5, loss: str = "nce", objective: str = "core",
-                 z_momentum: float = 0.0, seed: int = 0, **kwargs):
+                 z_momentum: float = 0.0, shared_negatives: bool = False, seed: int = 0,
+                 **kwargs):
         keys = tuple(view_encoders)
         pairs = view_pairs(len(keys), objective)
         directions = [(i, j) for a, b in pairs for i, j in ((a, b), (b, a))]
@@ -65,6 +68,7 @@ class CMC(ContrastiveModel):
         self.momentum = float(momentum)
         self.loss_kind = loss
         self.z_momentum = float(z_momentum)
+        self.shared_negatives = bool(shared_negatives)
         self.seed = int(seed)
         self.banks = self.track("bank", [
             MemoryBank(num_instances, enc.output_shape[-1], seed=seed + i, name=f"bank_{key}")
@@ -100,7 +104,8 @@ class CMC(ContrastiveModel):
         ids = data["index"]
         local_batch = tf.shape(ids)[0]
         noise = self.banks[0].sample_noise(local_batch, self.num_negatives, self.seed,
-                                           self.optimizer.iterations)
+                                           self.optimizer.iterations,
+                                           shared=self.shared_negatives)
         with tf.GradientTape() as tape:
             feats = [enc(data[key], training=True)
                      for key, enc in zip(self.view_keys, self.view_encoders, strict=True)]
