@@ -122,6 +122,7 @@ def base_config() -> ml_collections.ConfigDict:
     # True: each crop gets the photometric augmentation of config.augment (flip, colour
     # jitter, random grayscale) before it is split into views, as InstDisc's input does.
     # False: flip only (the paper's Lab recipe), so the views keep the crop's pixels.
+    # Channel splits only; multi-view records are cropped and flipped, never jittered.
     c.cmc.jitter = False
 
     c.cpc = ml_collections.ConfigDict()

@@ -214,16 +214,16 @@ def _finish_views(cfg, view_kind: str, crops: list[tf.Tensor], seed: tf.Tensor) 
                                                      cfg.augment)}
     if spec.split is not None:
         if cfg.cmc.jitter:
-            flipped = [augment.photometric(c, s, cfg.augment)
-                       for c, s in zip(crops, seeds, strict=True)]
+            ready = [augment.photometric(c, s, cfg.augment)
+                     for c, s in zip(crops, seeds, strict=True)]
         else:
-            flipped = [augment.random_flip(c, s) if cfg.augment.flip else c
-                       for c, s in zip(crops, seeds, strict=True)]
-        if len(flipped) == 1:
-            return dict(zip(spec.keys, color.SPLITS[spec.split](flipped[0]), strict=True))
+            ready = [augment.random_flip(c, s) if cfg.augment.flip else c
+                     for c, s in zip(crops, seeds, strict=True)]
+        if len(ready) == 1:
+            return dict(zip(spec.keys, color.SPLITS[spec.split](ready[0]), strict=True))
         # One crop per view: view i is the i-th part of the split of crop i.
         return {key: color.SPLITS[spec.split](c)[i]
-                for i, (key, c) in enumerate(zip(spec.keys, flipped, strict=True))}
+                for i, (key, c) in enumerate(zip(spec.keys, ready, strict=True))}
     return {key: augment.photometric(crop, s, cfg.augment)
             for key, crop, s in zip(spec.keys, crops, seeds, strict=True)}
 

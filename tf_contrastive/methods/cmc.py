@@ -6,10 +6,10 @@ own row; negatives: K noise rows) and vice versa, each direction with its own
 NCE normaliser Z_{i->j} (first-batch estimate, then frozen) or with the sampled
 softmax; every direction uses the same K noise ids per sample (or, with
 ``shared_negatives``, one set of K ids for the whole batch, as InstDisc's
-option: one [B, K] matmul per direction instead of B*K gathered rows). Two views give
-L = L_{1->2} + L_{2->1}. With more views the objective sums the pair losses
-over the "core" pairs (V_1, V_j) or the "full" graph (all i < j). After each
-step every bank moves towards its view's features with momentum m.
+option: one [B, K] matmul per direction instead of B*K gathered rows). Two
+views give L = L_{1->2} + L_{2->1}. With more views the objective sums the
+pair losses over the "core" pairs (V_1, V_j) or the "full" graph (all i < j).
+After each step every bank moves towards its view's features with momentum m.
 
 Reuses InstDisc's parts: :class:`MemoryBank` (scoring, sampling, update) and
 :mod:`tf_contrastive.losses.nce` / ``softmax_bank``.
