@@ -77,16 +77,18 @@ def bench_train_step(cfg, steps: int, warmup: int) -> None:
     it = iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg)))
     for _ in range(min(steps + warmup, 8)):
         batches.append(next(it))
-    # Shared vs per-sample negatives only exists for InstDisc.
-    for shared in ((False, True) if cfg.method == "instdisc" else (None,)):
+    # Per-sample vs shared negatives, for the methods with that option (InstDisc, CMC).
+    method_cfg = cfg.get(cfg.method)
+    has_shared = method_cfg is not None and "shared_negatives" in method_cfg
+    for shared in ((False, True) if has_shared else (None,)):
         if shared is not None:
-            cfg.instdisc.shared_negatives = shared
+            method_cfg.shared_negatives = shared
         model, _ = trainer.build_model(cfg, distribute.make_strategy("default"), info, 1000)
         step = tf.function(model.train_step, jit_compile=cfg.jit_compile)
         dt = _timed(lambda i, step=step: step(batches[i % len(batches)]), steps, warmup,
                     lambda out: float(out["loss"]))
         b = cfg.train.batch_size
-        what = (f"K={cfg.instdisc.num_negatives} loss={cfg.instdisc.loss} "
+        what = (f"K={method_cfg.num_negatives} loss={method_cfg.loss} "
                 f"shared_negatives={shared}" if shared is not None else "")
         unit = "windows" if cfg.dataset.name == "audio" else "images"
         print(f"train_step method={cfg.method} backbone={cfg.model.backbone} width="
