@@ -24,6 +24,10 @@
 
 from __future__ import annotations
 
+from tf_contrastive.core import runtime  # first: TensorFlow reads oneDNN/threads at import
+
+# isort: split
+
 import os
 import tempfile
 import time
