@@ -44,8 +44,10 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
         self.proj = None
         if stride != 1 or cin != cout:
-            self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                      nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1))
+            self.proj = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False),
+                nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1),
+            )
 
     def forward(self, x):
         y = F.relu(self.bn1(self.conv1(x)))
@@ -60,8 +62,11 @@ class Encoder(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.full((1, channels, 1, 1), 0.5))
         self.register_buffer("std", torch.full((1, channels, 1, 1), 0.25))
-        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(width, eps=1e-5, momentum=0.1), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(channels, width, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(width, eps=1e-5, momentum=0.1),
+            nn.ReLU(),
+        )
         blocks, cin = [], width
         for mult, stride in ((1, 1), (2, 2), (4, 2), (8, 2)):
             for b in range(2):
@@ -81,8 +86,9 @@ def nce_loss(pos, neg, z, n: int, eps: float = 1e-7):
     kpn = k / n
     log_z = torch.log(torch.as_tensor(z, dtype=torch.float32))
     pos_term = F.softplus(math.log(kpn + eps) - (pos - log_z))
-    log_ratio = torch.logaddexp(neg - log_z - math.log(kpn),
-                                torch.full_like(neg, math.log(eps / kpn)))
+    log_ratio = torch.logaddexp(
+        neg - log_z - math.log(kpn), torch.full_like(neg, math.log(eps / kpn))
+    )
     return (pos_term + F.softplus(log_ratio).sum(dim=1)).mean()
 
 
@@ -153,8 +159,10 @@ class Case:
         for _ in range(4):
             ids = torch.randperm(n, generator=gen)[:batch]
             if self.method == "cmc":
-                x = (torch.rand((batch, 1, 32, 32), generator=gen),
-                     torch.rand((batch, 2, 32, 32), generator=gen))
+                x = (
+                    torch.rand((batch, 1, 32, 32), generator=gen),
+                    torch.rand((batch, 2, 32, 32), generator=gen),
+                )
             elif self.method == "invaspread":
                 x = (torch.rand(shape, generator=gen), torch.rand(shape, generator=gen))
             else:
@@ -181,8 +189,9 @@ class Case:
             if self.method == "instdisc":
                 loss = self.banks[0].nce(*self.banks[0].logits(feats[0], ids, noise, 0.07))
             else:  # CMC core pair, both directions: view i against view j's bank
-                loss = (self.banks[1].nce(*self.banks[1].logits(feats[0], ids, noise, 0.07))
-                        + self.banks[0].nce(*self.banks[0].logits(feats[1], ids, noise, 0.07)))
+                loss = self.banks[1].nce(
+                    *self.banks[1].logits(feats[0], ids, noise, 0.07)
+                ) + self.banks[0].nce(*self.banks[0].logits(feats[1], ids, noise, 0.07))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -204,8 +213,10 @@ def fixed_scores(seed: int, batch: int = 128, k: int = 4096):
 
 # ---- input pipeline: PIL decode -> RandomResizedCrop -> flip -> ColorJitter -> grayscale ----
 
-def random_resized_crop(img: Image.Image, size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3),
-                        rng: random.Random = random) -> Image.Image:
+
+def random_resized_crop(
+    img: Image.Image, size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), rng: random.Random = random
+) -> Image.Image:
     """torchvision's RandomResizedCrop: 10 tries at a random area and aspect, else centre."""
     w, h = img.size
     area = w * h
@@ -231,8 +242,9 @@ def random_resized_crop(img: Image.Image, size: int, scale=(0.2, 1.0), ratio=(3 
 
 def _adjust_hue(img: Image.Image, shift: float) -> Image.Image:
     h, s, v = img.convert("HSV").split()
-    h = Image.fromarray((np.asarray(h, np.uint8).astype(np.int16) + int(shift * 255)).astype(
-        np.uint8), "L")
+    h = Image.fromarray(
+        (np.asarray(h, np.uint8).astype(np.int16) + int(shift * 255)).astype(np.uint8), "L"
+    )
     return Image.merge("HSV", (h, s, v)).convert("RGB")
 
 
@@ -240,10 +252,12 @@ def color_jitter(img: Image.Image, s: float, rng: random.Random = random) -> Ima
     """torchvision's ColorJitter(s, s, s, min(s, 0.5)) in random order: the four jitters
     the project's pipeline applies (tf_contrastive/data/augment.py)."""
     hue = min(s, 0.5)
-    ops = [lambda im: ImageEnhance.Brightness(im).enhance(rng.uniform(1 - s, 1 + s)),
-           lambda im: ImageEnhance.Contrast(im).enhance(rng.uniform(1 - s, 1 + s)),
-           lambda im: ImageEnhance.Color(im).enhance(rng.uniform(1 - s, 1 + s)),
-           lambda im: _adjust_hue(im, rng.uniform(-hue, hue))]
+    ops = [
+        lambda im: ImageEnhance.Brightness(im).enhance(rng.uniform(1 - s, 1 + s)),
+        lambda im: ImageEnhance.Contrast(im).enhance(rng.uniform(1 - s, 1 + s)),
+        lambda im: ImageEnhance.Color(im).enhance(rng.uniform(1 - s, 1 + s)),
+        lambda im: _adjust_hue(im, rng.uniform(-hue, hue)),
+    ]
     rng.shuffle(ops)
     for op in ops:
         img = op(img)
@@ -270,10 +284,13 @@ class JpegDataset(torch.utils.data.Dataset):
 
 
 def _threads() -> dict:
-    return {"torch": torch.__version__, "intra": torch.get_num_threads(),
-            "inter": torch.get_num_interop_threads(),
-            "mkldnn": torch.backends.mkldnn.is_available(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")}
+    return {
+        "torch": torch.__version__,
+        "intra": torch.get_num_threads(),
+        "inter": torch.get_num_interop_threads(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""),
+    }
 
 
 def worker() -> None:
@@ -287,12 +304,15 @@ def worker() -> None:
             pos, neg, feats = fixed_scores(cmd["seed"])
             pos_t, neg_t = torch.from_numpy(pos), torch.from_numpy(neg)
             z = float(torch.exp(torch.cat([pos_t[:, None], neg_t], 1)).mean()) * cmd["n"]
-            out = {"nce": float(nce_loss(pos_t, neg_t, z, cmd["n"])),
-                   "invaspread": float(invaspread_loss(torch.from_numpy(feats), 0.1))}
+            out = {
+                "nce": float(nce_loss(pos_t, neg_t, z, cmd["n"])),
+                "invaspread": float(invaspread_loss(torch.from_numpy(feats), 0.1)),
+            }
         elif cmd["cmd"] == "step":
             if cmd["case"] not in cases:
-                cases[cmd["case"]] = Case(cmd["case"], cmd["batch"], cmd["width"], cmd["k"],
-                                          cmd["n"])
+                cases[cmd["case"]] = Case(
+                    cmd["case"], cmd["batch"], cmd["width"], cmd["k"], cmd["n"]
+                )
                 for i in range(cmd["warmup"]):
                     cases[cmd["case"]].step(i)
             case = cases[cmd["case"]]
@@ -306,9 +326,13 @@ def worker() -> None:
                 with open(cmd["file_list"]) as f:
                     files = f.read().split()
                 loader = torch.utils.data.DataLoader(
-                    JpegDataset(files, cmd["image_size"]), batch_size=cmd["batch"],
-                    shuffle=True, num_workers=cmd["workers"], drop_last=True,
-                    persistent_workers=True)
+                    JpegDataset(files, cmd["image_size"]),
+                    batch_size=cmd["batch"],
+                    shuffle=True,
+                    num_workers=cmd["workers"],
+                    drop_last=True,
+                    persistent_workers=True,
+                )
 
                 def forever(loader=loader):
                     while True:
@@ -320,8 +344,11 @@ def worker() -> None:
             t0 = time.perf_counter()
             for _ in range(cmd["steps"]):
                 x, _ = next(loader_iter)
-            out = {"seconds": time.perf_counter() - t0, "images": cmd["steps"] * x.shape[0],
-                   "shape": list(x.shape)}
+            out = {
+                "seconds": time.perf_counter() - t0,
+                "images": cmd["steps"] * x.shape[0],
+                "shape": list(x.shape),
+            }
         elif cmd["cmd"] == "quit":
             break
         else:
