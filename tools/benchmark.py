@@ -433,7 +433,7 @@ def tf_worker() -> None:
     st = runtime.tf_state()
     print(json.dumps({"ready": True, "tf": st["tf"], "intra": st["intra"], "inter": st["inter"],
                       "onednn": st["onednn"], "conditions": _conditions()}), flush=True)
-    cases, input_it = {}, None
+    cases = {}
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["cmd"] == "nce_check":
@@ -459,20 +459,22 @@ def tf_worker() -> None:
             out = {"seconds": time.perf_counter() - t0, "images": cmd["steps"] * per,
                    "loss": loss}
         elif cmd["cmd"] == "input":
-            if input_it is None:
-                cfg = base_config()
-                cfg.dataset.name = "imagenet"
-                cfg.dataset.data_dir = cmd["data_dir"]
-                cfg.dataset.image_size = cmd["image_size"]
-                cfg.train.batch_size = cmd["batch"]
-                input_it = iter(pipeline.build_dataset(cfg))
-                for _ in range(cmd["warmup"]):
-                    next(input_it)
+            # A fresh pipeline per round, deleted after it: nothing prefetches while the
+            # other framework is being timed.
+            cfg = base_config()
+            cfg.dataset.name = "imagenet"
+            cfg.dataset.data_dir = cmd["data_dir"]
+            cfg.dataset.image_size = cmd["image_size"]
+            cfg.train.batch_size = cmd["batch"]
+            it = iter(pipeline.build_dataset(cfg))
+            for _ in range(cmd["warmup"]):
+                next(it)
             t0 = time.perf_counter()
             for _ in range(cmd["steps"]):
-                x = next(input_it)["image"].numpy()
-            out = {"seconds": time.perf_counter() - t0, "images": cmd["steps"] * x.shape[0],
-                   "shape": list(x.shape)}
+                x = next(it)["image"].numpy()
+            dt = time.perf_counter() - t0
+            del it
+            out = {"seconds": dt, "images": cmd["steps"] * x.shape[0], "shape": list(x.shape)}
         elif cmd["cmd"] == "quit":
             break
         else:

@@ -296,7 +296,6 @@ def _threads() -> dict:
 def worker() -> None:
     """JSON commands on stdin, one JSON answer per line on stdout."""
     cases: dict[str, Case] = {}
-    loader_iter = None
     print(json.dumps({"ready": True, **_threads()}), flush=True)
     for line in sys.stdin:
         cmd = json.loads(line)
@@ -322,33 +321,31 @@ def worker() -> None:
             dt = time.perf_counter() - t0
             out = {"seconds": dt, "images": cmd["steps"] * case.images_per_step, "loss": loss}
         elif cmd["cmd"] == "input":
-            if loader_iter is None:
-                with open(cmd["file_list"]) as f:
-                    files = f.read().split()
-                loader = torch.utils.data.DataLoader(
-                    JpegDataset(files, cmd["image_size"]),
-                    batch_size=cmd["batch"],
-                    shuffle=True,
-                    num_workers=cmd["workers"],
-                    drop_last=True,
-                    persistent_workers=True,
-                )
+            # A fresh loader per round, closed after it: no worker prefetches while the
+            # other framework is being timed.
+            with open(cmd["file_list"]) as f:
+                files = f.read().split()
+            loader = torch.utils.data.DataLoader(
+                JpegDataset(files, cmd["image_size"]),
+                batch_size=cmd["batch"],
+                shuffle=True,
+                num_workers=cmd["workers"],
+                drop_last=True,
+            )
 
-                def forever(loader=loader):
-                    while True:
-                        yield from loader
+            def forever(loader=loader):
+                while True:
+                    yield from loader
 
-                loader_iter = forever()
-                for _ in range(cmd["warmup"]):
-                    next(loader_iter)
+            it = forever()
+            for _ in range(cmd["warmup"]):
+                next(it)
             t0 = time.perf_counter()
             for _ in range(cmd["steps"]):
-                x, _ = next(loader_iter)
-            out = {
-                "seconds": time.perf_counter() - t0,
-                "images": cmd["steps"] * x.shape[0],
-                "shape": list(x.shape),
-            }
+                x, _ = next(it)
+            dt = time.perf_counter() - t0
+            it.close()
+            out = {"seconds": dt, "images": cmd["steps"] * x.shape[0], "shape": list(x.shape)}
         elif cmd["cmd"] == "quit":
             break
         else:
