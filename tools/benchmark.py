@@ -343,37 +343,62 @@ def bench_settings(configs, variants, steps: int, warmup: int, save: bool,
     return {"table": table, "chosen": chosen}
 
 
+def _ok(x) -> bool:
+    return isinstance(x, float | int) and x == x and x > 0
+
+
 def _save_settings(table, settings_file: str) -> dict:
-    """The per-machine choice from the table, written where runtime.py reads it."""
+    """The per-machine choice from the table, written where runtime.py reads it.
+
+    oneDNN: on unless the geomean over the configs of (on / off) is below 1. XLA: for
+    the methods whose step ran >= 1.05x faster with it. Inter-op threads 1: if that
+    was >= 1.05x faster in geomean. A setting that was not measured is left out, so
+    the runtime's documented default applies to it.
+    """
     machine = runtime.this_machine()
-    ratios = [row.get("onednn_on", 0) / row["onednn_off"] for row in table.values()
-              if row.get("onednn_off")]
-    onednn_ratio = _geomean(ratios)
-    onednn = not (onednn_ratio == onednn_ratio) or onednn_ratio >= 1.0
-    # xla/bf16/inter1 ran with the runtime's oneDNN choice: compare with that column.
-    base_col = "onednn_on" if runtime.decide(machine, {}).onednn else "default"
-    jit_methods = sorted(name_method(n) for n, row in table.items()
-                         if row.get("xla", 0) >= 1.05 * row.get(base_col, float("inf")))
-    inter_ratio = _geomean([row.get("inter1", 0) / row[base_col] for row in table.values()
-                            if row.get(base_col)])
+    tf_on = machine.tf_onednn_default
+
+    def col(row, name):
+        if _ok(row.get(name)):
+            return row[name]
+        # "default" is TensorFlow's own setting: it stands for the oneDNN column it equals.
+        if name == ("onednn_on" if tf_on else "onednn_off") and _ok(row.get("default")):
+            return row["default"]
+        return None
+
     settings = {"version": runtime.SETTINGS_VERSION, "machine": machine.key,
                 "cpu": machine.model, "tf": tf.__version__,
                 "written": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "onednn": bool(onednn),
-                "onednn_reason": f"oneDNN on {onednn_ratio:.2f}x off (geomean of "
-                                 f"{len(ratios)} train steps)",
-                "jit_methods": jit_methods,
-                "table": table}
-    if inter_ratio == inter_ratio and inter_ratio >= 1.05:
+                "table": {n: {v: (r if _ok(r) else None) for v, r in row.items()}
+                          for n, row in table.items()}}
+    ratios = [col(r, "onednn_on") / col(r, "onednn_off") for r in table.values()
+              if col(r, "onednn_on") and col(r, "onednn_off")]
+    notes = []
+    if ratios:
+        g = _geomean(ratios)
+        settings["onednn"] = g >= 1.0
+        settings["onednn_reason"] = f"oneDNN on {g:.2f}x off (geomean of {len(ratios)} steps)"
+        notes.append(f"oneDNN {'on' if g >= 1.0 else 'off'} ({settings['onednn_reason']})")
+    else:
+        notes.append("oneDNN not measured (runtime default)")
+    # xla / bf16 / inter1 ran with the runtime's oneDNN choice: compare with that column.
+    base = "onednn_on" if runtime.decide(machine, {}).onednn else "default"
+    xla = [(n, r["xla"] / col(r, base)) for n, r in table.items()
+           if _ok(r.get("xla")) and col(r, base)]
+    settings["jit_methods"] = sorted(name_method(n) for n, x in xla if x >= 1.05)
+    notes.append(f"XLA for {settings['jit_methods'] or 'no method'} ("
+                 + (", ".join(f"{n} {x:.2f}x" for n, x in xla) or "not measured") + ")")
+    inter = [r["inter1"] / col(r, base) for r in table.values()
+             if _ok(r.get("inter1")) and col(r, base)]
+    if inter and _geomean(inter) >= 1.05:
         settings["inter_op_threads"] = 1
+    notes.append(f"inter-op threads {settings.get('inter_op_threads', 'TF default')} ("
+                 + (f"inter1 {_geomean(inter):.2f}x" if inter else "not measured") + ")")
     path = settings_file or runtime.settings_path()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(settings, f, indent=1)
-    print(f"settings saved to {path}: oneDNN {'on' if onednn else 'off'} "
-          f"({settings['onednn_reason']}); XLA for {jit_methods or 'no method'}; "
-          f"inter-op threads {settings.get('inter_op_threads', 'TF default')} "
-          f"(inter1 {inter_ratio:.2f}x)", flush=True)
+    print(f"settings saved to {path}: " + "; ".join(notes), flush=True)
     return settings
 
 
