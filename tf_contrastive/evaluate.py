@@ -16,6 +16,10 @@ The dataset comes from the run's ``config.json`` (``--workdir``) or from
 
 from __future__ import annotations
 
+from tf_contrastive.core import runtime  # first: TensorFlow reads oneDNN/threads at import
+
+# isort: split
+
 import json
 import os
 
@@ -111,6 +115,7 @@ def phone_probe(model, train_fn, test_fn, epochs: int, lr: float) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    print(runtime.apply().line(), flush=True)
     if FLAGS.saved_model:
         if FLAGS.workdir:
             cfg = load_run_config(FLAGS.workdir)

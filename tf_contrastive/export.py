@@ -14,6 +14,7 @@ import os
 from absl import app, flags
 
 from tf_contrastive import trainer
+from tf_contrastive.core import runtime
 
 flags.DEFINE_string("workdir", None, "Training run directory.", required=True)
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: the latest).")
@@ -24,6 +25,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    print(runtime.apply().line(), flush=True)
     cfg, model, info = trainer.restore_run(FLAGS.workdir, FLAGS.checkpoint)
     path = trainer.export_run(cfg, model, info,
                               FLAGS.export_dir or os.path.join(FLAGS.workdir, "export"))

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
 from tf_contrastive import trainer
+from tf_contrastive.core import runtime
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", trainer.DEFAULT_CONFIG, "Config file (a get_config() Python file).",
@@ -25,7 +27,15 @@ _WORKDIR = flags.DEFINE_string("workdir", os.path.join("runs", "default"),
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    results = trainer.run(_CONFIG.value, _WORKDIR.value)
+    cfg = _CONFIG.value
+    # The package's import already set oneDNN/threads (before TensorFlow); XLA is per method.
+    choice = runtime.apply()
+    user_set = any(a.startswith(("--config.jit_compile", "-config.jit_compile"))
+                   for a in sys.argv[1:])
+    jit = choice.xla_for(cfg.method, cfg.jit_compile, cfg.deterministic, user_set)
+    cfg.jit_compile = jit[0]
+    print(choice.line(cfg.method, jit), flush=True)
+    results = trainer.run(cfg, _WORKDIR.value)
     if "knn_top1" in results:
         print(f"final kNN top-1: {results['knn_top1']:.4f}"
               + (f" (untrained network: {results['knn_top1_at_init']:.4f})"

@@ -19,6 +19,10 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tf_contrastive.core import runtime  # noqa: E402,F401  (before TensorFlow: oneDNN, threads)
+
+# isort: split
+
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import tensorflow as tf  # noqa: E402

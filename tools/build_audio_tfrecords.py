@@ -34,6 +34,10 @@ holding shards of a conversion with other shard counts (readers would glob them)
 
 from __future__ import annotations
 
+from tf_contrastive.core import runtime  # first: TensorFlow reads oneDNN/threads at import
+
+# isort: split
+
 import concurrent.futures
 import dataclasses
 import json
@@ -288,6 +292,7 @@ def convert(input_dir: str, output_dir: str, train_shards: int = 64,
 
 def main(argv):
     del argv
+    print(runtime.apply().line(), flush=True)
     if not FLAGS.input_dir or not FLAGS.output_dir:
         raise app.UsageError("--input_dir and --output_dir are required")
     counts = convert(FLAGS.input_dir, FLAGS.output_dir, FLAGS.train_shards,

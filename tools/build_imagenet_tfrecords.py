@@ -18,6 +18,10 @@ Unreadable images fail the conversion naming the file.
 
 from __future__ import annotations
 
+from tf_contrastive.core import runtime  # first: TensorFlow reads oneDNN/threads at import
+
+# isort: split
+
 import concurrent.futures
 import json
 import os
@@ -158,6 +162,7 @@ def convert(input_dir: str, output_dir: str, train_shards: int, validation_shard
 
 def main(argv):
     del argv
+    print(runtime.apply().line(), flush=True)
     if not FLAGS.input_dir or not FLAGS.output_dir:
         raise app.UsageError("--input_dir and --output_dir are required")
     counts = convert(FLAGS.input_dir, FLAGS.output_dir, FLAGS.train_shards,

@@ -24,6 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from tf_contrastive.core import runtime  # noqa: E402  (before TensorFlow: oneDNN, threads)
+
 _ROLE = flags.DEFINE_enum("role", None, ["dispatcher", "worker"], "Which server to run.")
 _PORT = flags.DEFINE_integer("port", 0, "Port to bind (0 = any free port, printed at start).")
 _DISPATCHER = flags.DEFINE_string("dispatcher", "", "Worker only: the dispatcher's host:port.")
@@ -37,6 +39,7 @@ _WORK_DIR = flags.DEFINE_string(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    print(runtime.apply().line(), flush=True)
     import tensorflow as tf
 
     service = tf.data.experimental.service

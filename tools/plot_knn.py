@@ -8,6 +8,10 @@ Reads the ``eval/knn_top1`` scalars that training writes to
 
 from __future__ import annotations
 
+from tf_contrastive.core import runtime  # first: TensorFlow reads oneDNN/threads at import
+
+# isort: split
+
 import glob
 import os
 
@@ -63,6 +67,7 @@ def plot(runs_dir: str, output: str, tag: str) -> dict[str, list]:
 
 def main(argv):
     del argv
+    print(runtime.apply().line(), flush=True)
     output = FLAGS.output or os.path.join(FLAGS.runs, "knn_top1.png")
     curves = plot(FLAGS.runs, output, FLAGS.tag)
     for run, pts in curves.items():
