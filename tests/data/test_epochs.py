@@ -20,9 +20,12 @@ def _write_shards(root, sizes, bad=None):
         with tf.io.TFRecordWriter(str(root / f"train-{k:05d}-of-{len(sizes):05d}")) as w:
             for pos in range(n):
                 img = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
-                enc = (tf.io.encode_png(img) if (k, pos) == bad else tf.io.encode_jpeg(img))
-                w.write(imagenet.make_example(enc.numpy(), 1 + ident % 3, "s", "t", 20, 24, "f",
-                                              instance_id=ident))
+                enc = tf.io.encode_png(img) if (k, pos) == bad else tf.io.encode_jpeg(img)
+                w.write(
+                    imagenet.make_example(
+                        enc.numpy(), 1 + ident % 3, "s", "t", 20, 24, "f", instance_id=ident
+                    )
+                )
                 ident += 1
     pipeline._imagenet_index.cache_clear()
     return str(root)
@@ -61,7 +64,7 @@ def test_skipped_record_epochs_are_completed_from_a_refill_pass(tmp_path):
     stream = _batches(cfg, 2 * steps)
     good = set(range(12)) - {1}
     for e in range(2):
-        epoch = stream[e * steps:(e + 1) * steps]
+        epoch = stream[e * steps : (e + 1) * steps]
         ids = np.concatenate([b["index"].numpy() for b in epoch])
         first_pass, refill = ids[:8], ids[8:]
         assert len(set(first_pass)) == 8 and set(first_pass) <= good
@@ -71,8 +74,9 @@ def test_skipped_record_epochs_are_completed_from_a_refill_pass(tmp_path):
 
 
 def _ctx(i):
-    return tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,
-                                      num_replicas_in_sync=2)
+    return tf.distribute.InputContext(
+        num_input_pipelines=2, input_pipeline_id=i, num_replicas_in_sync=2
+    )
 
 
 def test_uneven_shards_feed_equal_batches_from_each_pipeline(tmp_path):
@@ -87,8 +91,10 @@ def test_uneven_shards_feed_equal_batches_from_each_pipeline(tmp_path):
     streams = [_batches(cfg, 2 * steps, _ctx(i)) for i in range(2)]
     mine = [set(range(5)) | set(range(9, 12)), set(range(5, 9))]
     for e in range(2):
-        per_pipe = [np.concatenate([b["index"].numpy() for b in s[e * steps:(e + 1) * steps]])
-                    for s in streams]
+        per_pipe = [
+            np.concatenate([b["index"].numpy() for b in s[e * steps : (e + 1) * steps]])
+            for s in streams
+        ]
         ids = np.concatenate(per_pipe)
         assert len(ids) == steps * BATCH and len(set(ids)) == len(ids)  # each id at most once
         assert set(per_pipe[1]) == mine[1]  # the smaller pipeline: all its records, once

@@ -29,8 +29,11 @@ from tf_contrastive.core.config import ConfigError
 CLASSES_FILE = "classes.json"
 # The label of the first class in each family's schema, and its label feature.
 SCHEMA_BASE = {"imagenet": 1, "multiview": 0, "audio": 0}
-LABEL_KEY = {"imagenet": "image/class/label", "multiview": "image/class/label",
-             "audio": "audio/speaker_label"}
+LABEL_KEY = {
+    "imagenet": "image/class/label",
+    "multiview": "image/class/label",
+    "audio": "audio/speaker_label",
+}
 IMAGENET_CLASSES = 1000  # official files without classes.json
 
 
@@ -48,8 +51,9 @@ def write_classes(output_dir: str, num_classes: int, label_base: int, **extra) -
     """Writes ``classes.json`` (converters); returns its path."""
     path = os.path.join(output_dir, CLASSES_FILE)
     with open(path, "w") as f:
-        json.dump({"num_classes": int(num_classes), "label_base": int(label_base), **extra},
-                  f, indent=1)
+        json.dump(
+            {"num_classes": int(num_classes), "label_base": int(label_base), **extra}, f, indent=1
+        )
     return path
 
 
@@ -80,17 +84,21 @@ def resolve(ds_cfg, speakers: int | None = None) -> LabelSpec:
     if meta is not None and "label_base" in meta:
         base = int(meta["label_base"])
         if declared_base >= 0 and declared_base != base:
-            raise ConfigError(f"config.dataset.label_base: {declared_base}, but {path} says "
-                              f"the records' labels start at {base}")
+            raise ConfigError(
+                f"config.dataset.label_base: {declared_base}, but {path} says "
+                f"the records' labels start at {base}"
+            )
     if declared_base >= 0:
         base = declared_base
     declared = int(ds_cfg.num_classes)
     if meta is not None:
         found, source = meta["num_classes"], path
         if found == 0:
-            raise ConfigError(f"config.dataset.labeled: {path} says these records carry no "
-                              "labels; set --config.dataset.labeled=False to train without "
-                              "kNN and probes")
+            raise ConfigError(
+                f"config.dataset.labeled: {path} says these records carry no "
+                "labels; set --config.dataset.labeled=False to train without "
+                "kNN and probes"
+            )
     elif name == "audio":
         found, source = speakers, os.path.join(ds_cfg.data_dir, "speakers.json")
     elif name == "imagenet":
@@ -99,15 +107,18 @@ def resolve(ds_cfg, speakers: int | None = None) -> LabelSpec:
         found, source = None, ""
     if declared:
         if found is not None and declared != found:
-            raise ConfigError(f"config.dataset.num_classes: {declared}, but {source} lists "
-                              f"{found} classes")
+            raise ConfigError(
+                f"config.dataset.num_classes: {declared}, but {source} lists {found} classes"
+            )
         return LabelSpec(True, base, declared, "config.dataset.num_classes")
     if found is None and name == "imagenet":
         found = IMAGENET_CLASSES
     if not found:
-        raise ConfigError(f"config.dataset.num_classes: {ds_cfg.data_dir} has no "
-                          f"{CLASSES_FILE} (the converter writes it); declare the number of "
-                          "classes, or set dataset.labeled=False for unlabeled records")
+        raise ConfigError(
+            f"config.dataset.num_classes: {ds_cfg.data_dir} has no "
+            f"{CLASSES_FILE} (the converter writes it); declare the number of "
+            "classes, or set dataset.labeled=False for unlabeled records"
+        )
     return LabelSpec(True, base, int(found), source)
 
 
@@ -117,16 +128,34 @@ def _bad_label_reason(raw: tf.Tensor, spec: LabelSpec, key: str) -> tf.Tensor:
     return tf.where(
         tf.equal(raw, -1),
         f"record has no {key} (for unlabeled data set --config.dataset.labeled=False)",
-        tf.where(raw < spec.base,
-                 tf.strings.join([key, " ", text, " is below the label base "
-                                  f"{spec.base} (labels starting at 0? set "
-                                  "--config.dataset.label_base=0)"]),
-                 tf.strings.join([key, " ", text, f" is outside [{spec.base}, {top}): "
-                                  f"{spec.num_classes} classes from {spec.source}"])))
+        tf.where(
+            raw < spec.base,
+            tf.strings.join(
+                [
+                    key,
+                    " ",
+                    text,
+                    " is below the label base "
+                    f"{spec.base} (labels starting at 0? set "
+                    "--config.dataset.label_base=0)",
+                ]
+            ),
+            tf.strings.join(
+                [
+                    key,
+                    " ",
+                    text,
+                    f" is outside [{spec.base}, {top}): "
+                    f"{spec.num_classes} classes from {spec.source}",
+                ]
+            ),
+        ),
+    )
 
 
-def check_label(raw: tf.Tensor, spec: LabelSpec, key: str, where: tf.Tensor,
-                check: tf.Tensor | bool = True) -> tf.Tensor:
+def check_label(
+    raw: tf.Tensor, spec: LabelSpec, key: str, where: tf.Tensor, check: tf.Tensor | bool = True
+) -> tf.Tensor:
     """Stored label -> class (int32); a bad label where ``check`` holds stops the read
     with an error naming ``where`` (shard + record). -1 for unlabeled datasets."""
     if not spec.labeled:
@@ -137,7 +166,8 @@ def check_label(raw: tf.Tensor, spec: LabelSpec, key: str, where: tf.Tensor,
 
     def fail():
         assertion = tf.debugging.Assert(
-            False, ["bad label:", where, _bad_label_reason(raw, spec, key)], summarize=1)
+            False, ["bad label:", where, _bad_label_reason(raw, spec, key)], summarize=1
+        )
         with tf.control_dependencies([assertion]):
             return tf.identity(label)
 
@@ -149,6 +179,8 @@ def check_array_labels(labels: np.ndarray, num_classes: int, what: str, source: 
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
         i = int(bad[0])
-        raise ConfigError(f"config.dataset.num_classes: {what} example {i} has label "
-                          f"{int(labels[i])}, outside [0, {num_classes}) ({num_classes} "
-                          f"classes from {source}; {bad.size} such examples)")
+        raise ConfigError(
+            f"config.dataset.num_classes: {what} example {i} has label "
+            f"{int(labels[i])}, outside [0, {num_classes}) ({num_classes} "
+            f"classes from {source}; {bad.size} such examples)"
+        )
