@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tf_contrastive.core.config import ConfigError, base_config, validate
-from tf_contrastive.data import audio, imagenet
+from tf_contrastive.data import audio, imagenet, labels
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -76,12 +76,25 @@ def test_imagenet_records_pass_only_jpeg_payloads(payload, label, skip):
     is_jpeg = payload.startswith(imagenet.JPEG_MAGIC)
     if is_jpeg or skip:
         encoded, got_label, ok = imagenet.parse_record(*args)
-        assert bool(ok) == is_jpeg and int(got_label) == label - 1
+        assert bool(ok) == is_jpeg and int(got_label) == label  # as stored (1-based)
         if is_jpeg:
             assert encoded.numpy() == payload
     else:
         with pytest.raises(tf.errors.InvalidArgumentError, match="shard-00007: record 2"):
             imagenet.parse_record(*args)
+
+
+@SETTINGS
+@given(raw=st.integers(-3, 12), base=st.sampled_from([0, 1]), n=st.integers(1, 10))
+def test_labels_pass_only_inside_base_and_class_count(raw, base, n):
+    spec = labels.LabelSpec(True, base, n, "classes.json")
+    where = tf.constant("shard-00007: record 2")
+    if base <= raw < base + n:
+        assert int(labels.check_label(tf.constant(raw), spec, "image/class/label", where)) == (
+            raw - base)
+    else:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="shard-00007: record 2"):
+            labels.check_label(tf.constant(raw), spec, "image/class/label", where)
 
 
 # (key, strategy of values, predicate of the values validate() must accept)

@@ -142,6 +142,9 @@ def main(argv):
 
     key = pipeline.input_key(cfg)
     protocols = [p for p in FLAGS.protocols if p != "phone"]
+    if protocols and info.eval_off:
+        raise app.UsageError(f"--protocols={','.join(protocols)}: no evaluation possible "
+                             f"({info.eval_off})")
     if "phone" in FLAGS.protocols and (FLAGS.saved_model or cfg.method != "cpc_audio"):
         raise app.UsageError("--protocols=phone needs a CPC audio --workdir")
     key = pipeline.input_key(cfg)

@@ -142,7 +142,15 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
         f.write(cfg.to_json_best_effort(indent=2))
 
     spec = get_method(cfg.method)
-    steps = pipeline.steps_per_epoch(cfg, info)
+    pipelines = distribute.num_input_pipelines(strategy)
+    steps = pipeline.steps_per_epoch(cfg, info, pipelines)
+    if pipelines > 1 and (info.num_train - steps * cfg.train.batch_size
+                          >= cfg.train.batch_size):
+        print(f"each epoch trains on {steps * cfg.train.batch_size} of the {info.num_train} "
+              f"training records: the shards split unevenly across {pipelines} input "
+              "pipelines, which feed equal numbers of batches", flush=True)
+    if info.eval_off:
+        print(f"kNN monitor, final kNN and projector off: {info.eval_off}", flush=True)
     skipped = pipeline.skipped_records() if cfg.dataset.skip_bad_records else None
     model, optimizer = build_model(cfg, strategy, info, steps)
     run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, optimizer,
@@ -152,6 +160,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
     resumed = run_ckpt.restored is not None
     first_epoch = start_epoch
     warm = spec.has_bank and cfg[cfg.method].warm_start
+    evaluating = not info.eval_off
     if resumed:
         print(f"resuming from {run_ckpt.latest} at epoch {start_epoch}"
               + (f", step {start_step}" if start_step else ""), flush=True)
@@ -169,7 +178,7 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
                      make_train_dataset=lambda: eval_dataset("train"),
                      key=pipeline.input_key(cfg))
     init_knn = {}
-    if not resumed and cfg.eval.knn_at_init:
+    if evaluating and not resumed and cfg.eval.knn_at_init:
         # The random-init baseline; after a warm start the bank already holds its features.
         knn.set_model(model)
         scores = knn.evaluate(recompute=not warm)
@@ -179,7 +188,8 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
               flush=True)
     sample = next(iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg),
                                               start_epoch=start_epoch, start_step=start_step)))
-    callbacks = [knn, ckpt_lib.StopOnNonFinite(), *extra_callbacks]
+    callbacks = [knn] if evaluating else []
+    callbacks += [ckpt_lib.StopOnNonFinite(), *extra_callbacks]
     if chief:
         callbacks += [
             RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample,
@@ -214,12 +224,15 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
                "final_loss": float(history["loss"][-1]) if history.get("loss") else None,
                **({"skipped_records": int(skipped.numpy())} if skipped is not None else {}),
                **init_knn}
-    knn.set_model(model)
-    if knn.last and spec.has_bank:
-        results.update({f"{k}_bank": v for k, v in knn.last.items()})
-    # The final figure recomputes the training features, as the reference code does.
-    results.update(knn.evaluate(recompute=True))
-    if cfg.eval.projector_examples and chief:
+    if evaluating:
+        knn.set_model(model)
+        if knn.last and spec.has_bank:
+            results.update({f"{k}_bank": v for k, v in knn.last.items()})
+        # The final figure recomputes the training features, as the reference code does.
+        results.update(knn.evaluate(recompute=True))
+    else:
+        results["knn_off"] = info.eval_off
+    if evaluating and cfg.eval.projector_examples and chief:
         _write_projector(cfg, model.encoder, os.path.join(workdir, "tensorboard", "projector"))
     if cfg.train.export:
         results["export"] = export_run(cfg, model, info, os.path.join(out_dir, "export"))

@@ -10,9 +10,10 @@ for ImageNet), as in tensorflow/models' build_imagenet_data.py. An optional
 
 Training files are shuffled with a fixed seed and written in shards
 ``train-00000-of-01024``; each record also carries ``image/id`` (its position in
-the written order, which is the id the readers derive), and
+the written order, which is the id the readers derive),
 ``record_counts.json`` lists each shard's records and bytes so readers never
-need a counting pass. PNG, grayscale and CMYK files are re-encoded as RGB JPEG.
+need a counting pass, and ``classes.json`` the class count, label base (1) and
+synsets. PNG, grayscale and CMYK files are re-encoded as RGB JPEG.
 Unreadable images fail the conversion naming the file.
 """
 
@@ -34,6 +35,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from tf_contrastive.data.imagenet import COUNTS_FILE, JPEG_MAGIC, make_example
+from tf_contrastive.data.labels import write_classes
 
 FLAGS = flags.FLAGS
 
@@ -157,6 +159,7 @@ def convert(input_dir: str, output_dir: str, train_shards: int, validation_shard
                               text, num_threads))
     with open(os.path.join(output_dir, COUNTS_FILE), "w") as f:
         json.dump(counts, f, indent=1, sort_keys=True)
+    write_classes(output_dir, len(synsets), 1, synsets=synsets)
     return counts
 
 

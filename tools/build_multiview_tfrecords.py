@@ -7,8 +7,10 @@ Input: ``<input_dir>/<split>/<view>/<stem>.<png|jpg>`` for split in train and
 validation (``val`` accepted), one image per instance and view, aligned by file
 stem (the NYU-Depth layout: RGB, depth, surface normals, segmentation). An
 optional ``<input_dir>/<split>/labels.txt`` holds ``<stem> <0-based label>``
-lines. Images are stored as they are (PNG keeps 16-bit-free 8-bit depth maps
-lossless). The schema is in tf_contrastive/data/multiview.py.
+lines, one for every stem of the split. Images are stored as they are (PNG keeps
+16-bit-free 8-bit depth maps lossless). The schema is in
+tf_contrastive/data/multiview.py; ``classes.json`` records the class count
+(max label + 1; 0 when no split has a labels.txt).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 from absl import app, flags
 
 from tf_contrastive.data.imagenet import COUNTS_FILE
+from tf_contrastive.data.labels import write_classes
 from tf_contrastive.data.multiview import make_multiview_example
 from tools.build_imagenet_tfrecords import Progress
 
@@ -63,8 +66,9 @@ def _labels(split_dir: str) -> dict[str, int]:
     with open(path) as f:
         for n, line in enumerate(f, 1):
             parts = line.split()
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise ValueError(f"{path}:{n}: expected '<stem> <label>', got {line!r}")
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ValueError(f"{path}:{n}: expected '<stem> <label>' with a label "
+                                 f">= 0, got {line!r}")
             out[parts[0]] = int(parts[1])
     return out
 
@@ -75,6 +79,10 @@ def write_split(split_dir: str, name: str, views: list[str], shards: int, output
 
     items = list_instances(split_dir, views)
     labels = _labels(split_dir)
+    unlabeled = [stem for stem, _ in items if labels and stem not in labels]
+    if unlabeled:
+        raise ValueError(f"{os.path.join(split_dir, 'labels.txt')}: no label for "
+                         f"{len(unlabeled)} instances, e.g. {unlabeled[:3]}")
     bounds = [round(i * len(items) / shards) for i in range(shards + 1)]
     progress = Progress(len(items), name)
 
@@ -114,6 +122,8 @@ def convert(input_dir: str, output_dir: str, views: list[str], train_shards: int
     counts.update(write_split(val, "validation", views, validation_shards, output_dir, threads))
     with open(os.path.join(output_dir, COUNTS_FILE), "w") as f:
         json.dump(counts, f, indent=1, sort_keys=True)
+    found = [y for d in (os.path.join(input_dir, "train"), val) for y in _labels(d).values()]
+    write_classes(output_dir, max(found) + 1 if found else 0, 0)
     return counts
 
 

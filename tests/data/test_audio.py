@@ -249,7 +249,9 @@ def test_describe_input_key_and_view_kind(espeak):
     pipeline._imagenet_index.cache_clear()
     cfg = _espeak_cfg(out)
     info = pipeline.describe(cfg.dataset)
-    assert info == pipeline.DatasetInfo(9, 3, 3, (160 * 64,), (0.0,), (1.0,))
+    assert info == pipeline.DatasetInfo(9, 3, 3, (160 * 64,), (0.0,), (1.0,),
+                                        train_shards=info.train_shards)
+    assert sum(info.train_shards) == 9
     assert pipeline.input_key(cfg) == "waveform"
     assert pipeline.input_key(base_config()) == "image"
     with pytest.raises(ValueError, match="audio needs 'waveform'"):

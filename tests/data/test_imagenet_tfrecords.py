@@ -57,7 +57,7 @@ def _records(path):
 def test_shard_names_counts_and_official_keys(converted):
     out, counts = converted
     assert sorted(os.listdir(out)) == sorted(
-        ["record_counts.json"] + [f"train-0000{i}-of-00003" for i in range(3)]
+        ["classes.json", "record_counts.json"] + [f"train-0000{i}-of-00003" for i in range(3)]
         + [f"validation-0000{i}-of-00002" for i in range(2)])
     assert sum(v["records"] for k, v in counts.items() if k.startswith("train")) == 12
     assert sum(v["records"] for k, v in counts.items() if k.startswith("validation")) == 6

@@ -49,11 +49,21 @@ def base_config() -> ml_collections.ConfigDict:
     # empty means the Debian package location, then Keras's cache).
     c.dataset.data_dir = ""
     c.dataset.image_size = 28
-    # Multi-view records (dataset.name = "multiview"): view names in the records,
-    # their channel counts, and the number of label classes (0 = unlabelled).
+    # Multi-view records (dataset.name = "multiview"): view names in the records and
+    # their channel counts.
     c.dataset.view_names = ("rgb", "depth")
     c.dataset.view_channels = (3, 1)
+    # Labels (data/labels.py). False: the records carry no labels; kNN, probes and the
+    # projector are off. True: every record read needs a label in range, or the read
+    # stops naming the record.
+    c.dataset.labeled = True
+    # Number of classes; 0 = from the data (the converter's classes.json, the speaker
+    # list for audio, 1000 for official ImageNet files, the labels of in-memory data).
+    # A declared value is checked against classes.json and every label read.
     c.dataset.num_classes = 0
+    # The stored label of the first class: 0 or 1; -1 = the schema's (1 for ImageNet,
+    # 0 for multi-view, audio and in-memory data) or what classes.json says.
+    c.dataset.label_base = -1
     # Use only the first N training / evaluation examples (0 = all). For smoke runs.
     # Train only on these classes (in-memory datasets; empty = all). With the
     # rest held out, Recall@K on unseen categories is InvaSpread's protocol.
@@ -238,6 +248,14 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
                   f"{cfg.dataset.view_names} / {cfg.dataset.view_channels}")
         if cfg.cmc.warm_start:
             _fail("cmc.warm_start", "is for the channel-split views, not multi-view records")
+    if cfg.dataset.label_base not in (-1, 0, 1):
+        _fail("dataset.label_base", f"must be 0 or 1 (or -1: the schema's), got "
+              f"{cfg.dataset.label_base}")
+    if cfg.dataset.label_base == 1 and cfg.dataset.name in ("fashion_mnist", "digits"):
+        _fail("dataset.label_base", f"{cfg.dataset.name} labels are 0-based")
+    if cfg.dataset.num_classes < 0:
+        _fail("dataset.num_classes", f"must be >= 0 (0 = from the data), got "
+              f"{cfg.dataset.num_classes}")
     service = cfg.dataset.data_service
     if service and not re.fullmatch(r"(grpc://)?[^:/\s]+:\d+", service):
         _fail("dataset.data_service", f"{service!r} is not a dispatcher address "

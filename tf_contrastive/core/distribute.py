@@ -55,6 +55,19 @@ def worker_dir(workdir: str, strategy: tf.distribute.Strategy) -> str:
     return f"{workdir.rstrip('/')}/.worker_{resolver.task_type}_{resolver.task_id}"
 
 
+def num_input_pipelines(strategy: tf.distribute.Strategy) -> int:
+    """How many input pipelines ``distribute_datasets_from_function`` builds (one per
+    worker host), read from the InputContext the strategy hands its dataset function."""
+    seen = []
+
+    def probe(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        seen.append(ctx.num_input_pipelines)
+        return tf.data.Dataset.range(1)
+
+    strategy.distribute_datasets_from_function(probe)
+    return seen[0] if seen else 1
+
+
 def num_replicas() -> int:
     """Replicas in sync for the current context (1 outside any strategy)."""
     return tf.distribute.get_strategy().num_replicas_in_sync

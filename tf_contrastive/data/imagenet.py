@@ -149,7 +149,7 @@ def shard_offsets(files: list[str]) -> tuple[list[int], int]:
 
 def parse_record(serialized: tf.Tensor, position: tf.Tensor, filename: tf.Tensor,
                  skip_bad: bool):
-    """Parses one record -> (jpeg bytes, 0-based label, ok flag).
+    """Parses one record -> (jpeg bytes, label as stored (-1 if absent), ok flag).
 
     A missing ``image/encoded`` or a payload that is not a JPEG raises an error
     naming the shard and the record position, unless ``skip_bad`` is set, in
@@ -171,5 +171,5 @@ def parse_record(serialized: tf.Tensor, position: tf.Tensor, filename: tf.Tensor
         check = tf.debugging.Assert(ok, ["bad ImageNet record:", where, reason], summarize=1)
         with tf.control_dependencies([check]):
             encoded = tf.identity(encoded)
-    label = tf.cast(ex["image/class/label"], tf.int32) - 1
+    label = tf.cast(ex["image/class/label"], tf.int32)  # checked by data/labels.py
     return encoded, label, ok

@@ -6,7 +6,8 @@ The batch-dict contract between data and methods:
   view; ``view_0``/``view_1`` for two augmentations; ``view_l``/``view_ab`` for
   CMC's channel splits), float32 [B, H, W, C] in about [0, 1], plus
   ``index`` (int32 instance id, the memory-bank row) and ``label`` (int32,
-  0-based; -1 where unknown);
+  0-based, checked in range by :mod:`tf_contrastive.data.labels`; -1 for a
+  dataset declared unlabeled);
 * evaluation batches hold ``image`` (center view), ``label`` and ``index``.
 
 Audio (``dataset.name = "audio"``, view kind ``waveform``; see
@@ -19,7 +20,8 @@ the model-input key of a config.
 
 Training order and augmentation are pure functions of (config seed, epoch,
 position), so a run restarted at epoch e reads exactly what an uninterrupted
-run reads from epoch e on.
+run reads from epoch e on. Each epoch is exactly ``steps_per_epoch`` batches
+cut from its own pass (:func:`_epochs`), so no epoch runs into the next one's.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_contrastive.core import color
-from tf_contrastive.data import arrays, audio, augment, imagenet, multiview
+from tf_contrastive.core.config import ConfigError
+from tf_contrastive.data import arrays, audio, augment, imagenet, labels, multiview
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +76,9 @@ VIEWS = {
 # Datasets that need their own view kind (and view kinds only they can feed).
 _DATASET_VIEW = {"multiview": "multiview", "audio": "waveform"}
 _EPOCHS_FOREVER = 1 << 30
+# Refill pass s of epoch e is read as epoch e + s * _REFILL: its own shard order,
+# shuffle and crops, never those of a real epoch (< _EPOCHS_FOREVER).
+_REFILL = 1 << 40
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -82,7 +88,10 @@ class DatasetInfo:
 
     ``image_shape`` is the shape of one model input without the batch axis:
     (H, W, C) for images, (window,) for audio. ``num_classes`` counts speakers
-    for audio.
+    for audio (0 for a dataset declared unlabeled). ``train_shards`` holds the
+    training records of each shard (sorted, after ``train_limit``; empty for
+    in-memory data), for :func:`steps_per_epoch`. ``eval_off`` says why there
+    is no kNN / evaluation figure ("" when there is one).
     """
 
     num_train: int
@@ -91,6 +100,9 @@ class DatasetInfo:
     image_shape: tuple[int, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    labeled: bool = True
+    train_shards: tuple[int, ...] = ()
+    eval_off: str = ""
 
 
 @functools.lru_cache(maxsize=8)
@@ -114,17 +126,31 @@ def _array_key(ds_cfg, split: str) -> tuple:
 
 
 def _arrays(ds_cfg, split: str):
-    """The split's arrays; the training split keeps only ``train_classes`` if set."""
-    return _cached_arrays(*_array_key(ds_cfg, split))
+    """The split's arrays; the training split keeps only ``train_classes`` if set.
+    Labels are -1 when the dataset is declared unlabeled."""
+    images, y = _cached_arrays(*_array_key(ds_cfg, split))
+    if not ds_cfg.labeled:
+        y = np.full_like(y, -1)
+    return images, y
 
 
 @functools.lru_cache(maxsize=8)
-def _array_info(train_key: tuple, eval_key: tuple, size: int) -> DatasetInfo:
-    x_train, _ = _cached_arrays(*train_key)
+def _array_info(train_key: tuple, eval_key: tuple, size: int, declared: int,
+                labeled: bool) -> DatasetInfo:
+    x_train, y_train = _cached_arrays(*train_key)
     x_eval, y_eval = _cached_arrays(*eval_key)
     x = x_train.astype(np.float32) / 255.0
-    return DatasetInfo(len(x_train), len(x_eval), int(y_eval.max()) + 1,
-                       (size, size, x_train.shape[-1]), (float(x.mean()),), (float(x.std()),))
+    num_classes = 0
+    if labeled:
+        # Both splits: a training label beyond the test split's would lose its kNN votes.
+        num_classes = declared or int(max(y_train.max(), y_eval.max())) + 1
+        source = "config.dataset.num_classes" if declared else "the labels"
+        labels.check_array_labels(y_train, num_classes, f"{train_key[0]} train", source)
+        labels.check_array_labels(y_eval, num_classes, f"{train_key[0]} test", source)
+    return DatasetInfo(len(x_train), len(x_eval), num_classes,
+                       (size, size, x_train.shape[-1]), (float(x.mean()),), (float(x.std()),),
+                       labeled=labeled,
+                       eval_off="" if labeled else "config.dataset.labeled=False")
 
 
 @functools.lru_cache(maxsize=8)
@@ -134,35 +160,67 @@ def _imagenet_index(data_dir: str, split: str):
     return files, offsets, total
 
 
+def _has_split(data_dir: str, split: str) -> bool:
+    try:
+        imagenet.shard_files(data_dir, split)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _record_shards(ds_cfg) -> tuple[tuple[int, ...], int]:
+    """(training records of each shard after train_limit, validation records; 0 when
+    the data dir has no validation shards)."""
+    _, offsets, total = _imagenet_index(ds_cfg.data_dir, "train")
+    ends = offsets[1:] + [total]
+    # Multi-view records do not take train_limit / eval_limit.
+    limited = ds_cfg.name != "multiview"
+    limit = int(ds_cfg.train_limit) if limited else 0
+    shards = tuple(min(end, limit) - min(start, limit) if limit else end - start
+                   for start, end in zip(offsets, ends, strict=True))
+    n_eval = 0
+    if _has_split(ds_cfg.data_dir, "validation"):
+        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation")
+        if limited and ds_cfg.eval_limit:
+            n_eval = min(n_eval, int(ds_cfg.eval_limit))
+    return shards, n_eval
+
+
+def _eval_off(spec: labels.LabelSpec, n_eval: int, data_dir: str) -> str:
+    if not spec.labeled:
+        return "config.dataset.labeled=False"
+    if not n_eval:
+        return f"no validation shards in {data_dir}"
+    return ""
+
+
+def label_spec(ds_cfg) -> labels.LabelSpec:
+    """How the configured TFRecord dataset's stored labels map to classes."""
+    speakers = None
+    if ds_cfg.name == "audio":
+        speakers = len(audio.read_metadata(ds_cfg.data_dir)["speakers"])
+    return labels.resolve(ds_cfg, speakers)
+
+
 def describe(ds_cfg) -> DatasetInfo:
     """Sizes, classes and input shape of the configured dataset."""
     size = int(ds_cfg.image_size)
-    if ds_cfg.name == "imagenet":
-        _, _, n_train = _imagenet_index(ds_cfg.data_dir, "train")
-        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation")
-        if ds_cfg.train_limit:
-            n_train = min(n_train, int(ds_cfg.train_limit))
-        if ds_cfg.eval_limit:
-            n_eval = min(n_eval, int(ds_cfg.eval_limit))
-        return DatasetInfo(n_train, n_eval, 1000, (size, size, 3),
-                           augment.IMAGENET_MEAN, augment.IMAGENET_STD)
-    if ds_cfg.name == "multiview":
-        _, _, n_train = _imagenet_index(ds_cfg.data_dir, "train")
-        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation")
-        c = int(ds_cfg.view_channels[0])
-        return DatasetInfo(n_train, n_eval, int(ds_cfg.num_classes), (size, size, c),
-                           (0.5,) * c, (0.25,) * c)
-    if ds_cfg.name == "audio":
-        window = _audio_window(ds_cfg)
-        meta = audio.read_metadata(ds_cfg.data_dir)
-        _, _, n_train = _imagenet_index(ds_cfg.data_dir, "train")
-        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation")
-        if ds_cfg.train_limit:
-            n_train = min(n_train, int(ds_cfg.train_limit))
-        if ds_cfg.eval_limit:
-            n_eval = min(n_eval, int(ds_cfg.eval_limit))
-        return DatasetInfo(n_train, n_eval, len(meta["speakers"]), (window,), (0.0,), (1.0,))
-    return _array_info(_array_key(ds_cfg, "train"), _array_key(ds_cfg, "test"), size)
+    if ds_cfg.name in labels.SCHEMA_BASE:
+        window = _audio_window(ds_cfg) if ds_cfg.name == "audio" else 0
+        spec = label_spec(ds_cfg)
+        shards, n_eval = _record_shards(ds_cfg)
+        if ds_cfg.name == "imagenet":
+            shape, mean, std = (size, size, 3), augment.IMAGENET_MEAN, augment.IMAGENET_STD
+        elif ds_cfg.name == "multiview":
+            c = int(ds_cfg.view_channels[0])
+            shape, mean, std = (size, size, c), (0.5,) * c, (0.25,) * c
+        else:
+            shape, mean, std = (window,), (0.0,), (1.0,)
+        return DatasetInfo(sum(shards), n_eval, spec.num_classes, shape, mean, std,
+                           labeled=spec.labeled, train_shards=shards,
+                           eval_off=_eval_off(spec, n_eval, ds_cfg.data_dir))
+    return _array_info(_array_key(ds_cfg, "train"), _array_key(ds_cfg, "test"), size,
+                       int(ds_cfg.num_classes), bool(ds_cfg.labeled))
 
 
 def _audio_window(ds_cfg) -> int:
@@ -178,15 +236,53 @@ def input_key(cfg) -> str:
     return "waveform" if cfg.dataset.name == "audio" else "image"
 
 
-def steps_per_epoch(cfg, info: DatasetInfo) -> int:
-    """Configured steps, or one pass over the training set with the remainder dropped."""
+def steps_per_epoch(cfg, info: DatasetInfo, num_pipelines: int = 1) -> int:
+    """Configured steps, or one pass over the training set with the remainder dropped.
+
+    With several input pipelines reading TFRecords, each reads its own shards
+    (every ``num_pipelines``-th) and all must feed the same number of batches:
+    a pass is then as many steps as the pipeline with the fewest records can
+    feed, and the others leave their surplus out of that epoch (which records
+    changes with each epoch's shard order and shuffle).
+    """
+    batch = cfg.train.batch_size
+    fits = info.num_train // batch
+    if num_pipelines > 1 and info.train_shards:
+        per_pipeline = batch // num_pipelines
+        fits = min(sum(info.train_shards[p::num_pipelines]) // per_pipeline
+                   for p in range(num_pipelines))
     if cfg.train.steps_per_epoch:
+        if cfg.train.steps_per_epoch > fits and num_pipelines > 1:
+            raise ConfigError(f"config.train.steps_per_epoch: {cfg.train.steps_per_epoch} "
+                              f"steps of {batch} exceed one pass of the input pipeline with "
+                              f"the fewest records ({num_pipelines} pipelines); use at most "
+                              f"{fits} (or 0)")
         return int(cfg.train.steps_per_epoch)
-    steps = info.num_train // cfg.train.batch_size
-    if steps < 1:
-        raise ValueError(f"config.train.batch_size: {cfg.train.batch_size} is larger than "
-                         f"the {info.num_train} training examples")
-    return steps
+    if fits < 1:
+        raise ValueError(f"config.train.batch_size: {batch} is larger than the "
+                         f"{info.num_train} training examples" + (
+                             f" can feed through each of {num_pipelines} input pipelines"
+                             if num_pipelines > 1 else ""))
+    return fits
+
+
+def _epochs(cfg, one_pass, start_epoch, batches: int) -> tf.data.Dataset:
+    """Epochs ``start_epoch``, ... of exactly ``batches`` batches each, epoch e cut
+    from ``one_pass(e)`` (a pure function of e).
+
+    With ``dataset.skip_bad_records`` a pass may come out short; the epoch is then
+    completed from refill passes over the same records, each with its own order
+    and crops (so those ids appear twice in that epoch), and the next epoch still
+    starts on its own pass.
+    """
+    def one_epoch(epoch):
+        ds = one_pass(epoch)
+        if cfg.dataset.skip_bad_records:
+            refills = tf.data.Dataset.range(1, batches + 1, output_type=tf.int64)
+            ds = ds.concatenate(refills.flat_map(lambda s: one_pass(epoch + s * _REFILL)))
+        return ds.take(batches)
+
+    return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
 
 
 def _pipelines(ctx: tf.distribute.InputContext | None) -> tuple[int, int, int]:
@@ -327,14 +423,21 @@ def _counting_skips(cfg, count: bool):
     return counted
 
 
+def _where(pos, path) -> tf.Tensor:
+    return tf.strings.join([path, ": record ", tf.strings.as_string(pos)])
+
+
 def _parse(cfg, limit, count: bool = False):
     counted = _counting_skips(cfg, count)
+    spec = label_spec(cfg.dataset)
 
     def parse(rec, ident, pos, path):
-        encoded, label, ok = imagenet.parse_record(rec, pos, path, cfg.dataset.skip_bad_records)
+        encoded, raw, ok = imagenet.parse_record(rec, pos, path, cfg.dataset.skip_bad_records)
         ok = counted(ok)
         if limit:
             ok = tf.logical_and(ok, ident < limit)
+        label = labels.check_label(raw, spec, labels.LABEL_KEY["imagenet"], _where(pos, path),
+                                   check=ok)
         return {"encoded": encoded, "label": label, "index": tf.cast(ident, tf.int32), "ok": ok}
     return parse
 
@@ -346,7 +449,7 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
     n_views = VIEWS[view_kind].crops
 
-    def one_epoch(epoch):
+    def one_pass(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
         ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
         ds = ds.map(_parse(cfg, cfg.dataset.train_limit, count=True),
@@ -369,21 +472,23 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
             out["index"], out["label"] = b["index"], b["label"]
             return out
 
-        ds = ds.map(finish, num_parallel_calls=AUTOTUNE)
-        return ds.take(steps * replicas_here)
+        return ds.map(finish, num_parallel_calls=AUTOTUNE)
 
-    return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
+    return _epochs(cfg, one_pass, start_epoch, steps * replicas_here)
 
 
 def _audio_parse(cfg, limit, count: bool = False):
     counted = _counting_skips(cfg, count)
+    spec = label_spec(cfg.dataset)
 
     def parse(rec, ident, pos, path):
-        waveform, label, phones, ok = audio.parse_record(rec, pos, path,
-                                                         cfg.dataset.skip_bad_records)
+        waveform, raw, phones, ok = audio.parse_record(rec, pos, path,
+                                                       cfg.dataset.skip_bad_records)
         ok = counted(ok)
         if limit:
             ok = tf.logical_and(ok, ident < limit)
+        label = labels.check_label(raw, spec, labels.LABEL_KEY["audio"], _where(pos, path),
+                                   check=ok)
         return {"waveform": waveform, "phones": phones, "label": label,
                 "index": tf.cast(ident, tf.int32), "ok": ok}
     return parse
@@ -418,7 +523,7 @@ def _audio_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
     window = _audio_window(cfg.dataset)
 
-    def one_epoch(epoch):
+    def one_pass(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
         ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
         ds = ds.map(_audio_parse(cfg, cfg.dataset.train_limit, count=True),
@@ -436,9 +541,9 @@ def _audio_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
 
         ds = ds.map(crop, num_parallel_calls=AUTOTUNE)
         ds = _keyed_shuffle(ds, cfg.dataset.shuffle_buffer)
-        return ds.batch(per_replica, drop_remainder=True).take(steps * replicas_here)
+        return ds.batch(per_replica, drop_remainder=True)
 
-    return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
+    return _epochs(cfg, one_pass, start_epoch, steps * replicas_here)
 
 
 def _audio_eval(cfg, split, ctx, per_replica):
@@ -458,11 +563,13 @@ def _audio_eval(cfg, split, ctx, per_replica):
 
 def _multiview_parse(cfg):
     names, channels = tuple(cfg.dataset.view_names), tuple(cfg.dataset.view_channels)
+    spec = label_spec(cfg.dataset)
 
     def parse(rec, ident, pos, path):
-        where = tf.strings.join([path, ": record ", tf.strings.as_string(pos)])
-        views, _, label = multiview.parse_views(rec, names, channels,
-                                                cfg.dataset.image_size, where)
+        where = _where(pos, path)
+        views, _, raw = multiview.parse_views(rec, names, channels, cfg.dataset.image_size,
+                                              where)
+        label = labels.check_label(raw, spec, labels.LABEL_KEY["multiview"], where)
         return views, tf.cast(ident, tf.int32), label
     return parse
 
@@ -474,7 +581,7 @@ def _multiview_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
     parse = _multiview_parse(cfg)
 
-    def one_epoch(epoch):
+    def one_pass(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
         ds = _imagenet_records(cfg, "train", ctx, epoch=epoch)
 
@@ -489,9 +596,9 @@ def _multiview_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
 
         ds = ds.map(make, num_parallel_calls=AUTOTUNE)
         ds = _keyed_shuffle(ds.map(_with_order_key(epoch_seed)), cfg.dataset.shuffle_buffer)
-        return ds.batch(per_replica, drop_remainder=True).take(steps * replicas_here)
+        return ds.batch(per_replica, drop_remainder=True)
 
-    return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
+    return _epochs(cfg, one_pass, start_epoch, steps * replicas_here)
 
 
 def _multiview_eval(cfg, split, ctx, per_replica):
@@ -522,7 +629,7 @@ def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
         raise ValueError(f"unknown view kind {view_kind!r}; known: {sorted(VIEWS)}")
     info = describe(cfg.dataset)
     if training:
-        steps = steps_per_epoch(cfg, info)
+        steps = steps_per_epoch(cfg, info, _pipelines(input_context)[0])
         maker = {"imagenet": _imagenet_train, "multiview": _multiview_train,
                  "audio": _audio_train}.get(cfg.dataset.name, _array_train)
         needed = _DATASET_VIEW.get(cfg.dataset.name)

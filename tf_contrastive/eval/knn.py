@@ -56,6 +56,10 @@ def knn_accuracy(query_feats, query_labels, bank, bank_labels, num_classes: int,
     query_labels = np.asarray(query_labels)
     bank = tf.convert_to_tensor(bank, tf.float32)
     bank_labels = tf.convert_to_tensor(bank_labels, tf.int32)
+    # A label outside the classes would vote for nothing (one_hot gives zeros).
+    top = max(int(tf.reduce_max(bank_labels)), int(np.max(query_labels, initial=-1)))
+    if top >= num_classes:
+        raise ValueError(f"kNN: label {top} is outside the {num_classes} classes")
     top1 = top5 = 0
     for start in range(0, len(query_feats), query_chunk):
         scores = knn_class_scores(query_feats[start:start + query_chunk], bank, bank_labels,
