@@ -166,7 +166,8 @@ def shard_offsets(files: list[str], skip_bad: bool = False) -> tuple[list[int], 
 
 
 def jpeg_check(serialized: tf.Tensor) -> tf.Tensor:
-    """Returns ``serialized``, after decoding its ``image/encoded`` JPEG in full.
+    """True, after decoding the record's ``image/encoded`` JPEG in full (raises if it
+    does not decode).
 
     A JPEG with an intact header and a corrupt body passes the magic check and
     may fail only in the crop, where the record is no longer known; this makes
@@ -178,11 +179,9 @@ def jpeg_check(serialized: tf.Tensor) -> tf.Tensor:
     encoded = tf.io.parse_single_example(serialized, {"image/encoded": FEATURES["image/encoded"]})
     encoded = encoded["image/encoded"]
     is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
-    ok = tf.cond(is_jpeg,
-                 lambda: tf.size(tf.io.decode_jpeg(encoded, channels=3, ratio=8)) >= 0,
-                 lambda: tf.constant(True))
-    with tf.control_dependencies([ok]):
-        return tf.identity(serialized)
+    return tf.cond(is_jpeg,
+                   lambda: tf.size(tf.io.decode_jpeg(encoded, channels=3, ratio=8)) >= 0,
+                   lambda: tf.constant(True))
 
 
 def parse_record(serialized: tf.Tensor, position: tf.Tensor, filename: tf.Tensor,

@@ -151,9 +151,9 @@ def read_shard(
     ``count`` is the shard's record count from :func:`scan_shard` (a damaged
     shard counts its damaged record too, so it keeps an id). Two kinds of
     failure drop records: a read error (a truncated shard, a frame or payload
-    failing its CRC) ends the shard there, and ``check(serialized)`` (which
-    returns its input and raises for a record that must not go on, e.g. a JPEG
-    whose body does not decode) drops that one record. Either way the dropped
+    failing its CRC) ends the shard there, and ``check(serialized)`` (a scalar
+    bool that is True, computed by ops that raise for a record that must not go
+    on, e.g. a JPEG whose body does not decode) drops that one record. Either way the dropped
     positions are named: with ``skip_bad`` a warning names the shard and the
     records and ``count_skipped(n)`` is called with how many; without it the
     pipeline stops with an error naming them.
@@ -173,20 +173,22 @@ def read_shard(
         tf.constant(0, tf.int64), lambda n, e: (tf.where(e[0] < count, n + 1, n), (e[0], e[1], n))
     )
     if check is not None:
-
+        # The check's result is part of the element (and used below), so the graph
+        # optimiser cannot prune it as it could a control dependency.
         def checked(pos, rec, n_read):
-            ok = tf.cond(pos < count, lambda: tf.size(check(rec)) >= 0, lambda: True)
-            with tf.control_dependencies([ok]):
-                return pos, tf.identity(rec), n_read
+            ok = tf.cond(pos < count, lambda: check(rec), lambda: tf.constant(True))
+            return pos, rec, n_read, ok
 
         ds = ds.map(checked, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.ignore_errors(log_warning=True)  # the decoder's reason, in the log
+    else:
+        ds = ds.map(lambda pos, rec, n_read: (pos, rec, n_read, tf.constant(True)))
     # Positions the check dropped show up as gaps before the next record seen.
     ds = ds.scan(tf.constant(0, tf.int64), lambda expect, e: (e[0] + 1, (*e, expect)))
 
-    def report(pos, rec, n_read, expect):
+    def report(pos, rec, n_read, ok, expect):
         stop = tf.where(pos < count, pos, n_read)
-        failed = stop - expect  # rejected by the check
+        failed = stop - expect + tf.cast(tf.logical_not(ok), tf.int64)  # rejected by the check
         lost = tf.where(pos < count, tf.constant(0, tf.int64), count - n_read)  # unreadable
         what = tf.strings.join(
             [
@@ -230,13 +232,17 @@ def read_shard(
                 tf.debugging.Assert(
                     in_range,
                     [
-                        "bad instance id:",
-                        path,
-                        ": record",
-                        pos,
-                        "has id",
-                        ident,
-                        f"outside [0, {num_ids})",
+                        tf.strings.join(
+                            [
+                                "bad instance id: ",
+                                path,
+                                ": record ",
+                                tf.strings.as_string(pos),
+                                " has id ",
+                                tf.strings.as_string(ident),
+                                f", outside the memory-bank rows [0, {num_ids})",
+                            ]
+                        )
                     ],
                     summarize=1,
                 )
