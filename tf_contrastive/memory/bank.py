@@ -81,9 +81,9 @@ class MemoryBank(keras.layers.Layer):
         first = tf.argmax(tf.cast(bad, tf.int32))
         return tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(bad)),
-            [f"memory bank update: id outside [0, {self.num_instances}):",
-             tf.gather(ids, first), "at position", first, "of the gathered batch"],
-            summarize=1)
+            [tf.strings.join(["memory bank update: id ", tf.strings.as_string(tf.gather(ids, first)),
+                              " (position ", tf.strings.as_string(first), " of the gathered "
+                              f"batch) is outside the rows [0, {self.num_instances})"])])
 
     def update(self, ids: tf.Tensor, feats: tf.Tensor, momentum: float,
                labels: tf.Tensor | None = None) -> None:
