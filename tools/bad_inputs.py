@@ -29,7 +29,8 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tf_contrastive.core.config import base_config, validate  # noqa: E402
-from tf_contrastive.data import imagenet, pipeline  # noqa: E402
+from tf_contrastive.data import imagenet, pipeline, records  # noqa: E402
+from tf_contrastive.memory import MemoryBank  # noqa: E402
 from tools.build_audio_tfrecords import decode  # noqa: E402
 from tools.build_imagenet_tfrecords import to_rgb_jpeg  # noqa: E402
 
@@ -41,6 +42,10 @@ def _first_line(e: BaseException) -> str:
     if "assertion failed:" in text:  # a tf.debugging.Assert inside the input pipeline
         text = text[text.index("assertion failed:"):]
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    # TensorFlow's op context and eager Assert wrapping say nothing about the input.
+    text = re.sub(r"\s*\[\[\{\{node [^]]*\]\]|\s*\[Op:\w+\]( name: [^)\s]*)?", "", text)
+    text = re.sub(r"Expected 'tf.Tensor\(False[^']*' to be true. Summarized data: b'(.*)'",
+                  r"\1", text)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return f"{type(e).__name__}: " + " ".join(lines[:2])[:300]
 
@@ -83,6 +88,28 @@ def _read_all(d: str, skip=False) -> str:
     return f"{n} images read"
 
 
+def _corrupt_body(jpeg: bytes) -> bytes:
+    """The JPEG with bytes after its start-of-scan header overwritten by a marker with
+    a bogus length: the header and the magic bytes are intact, the body is not."""
+    sos = jpeg.index(b"\xff\xda")
+    body = sos + 2 + int.from_bytes(jpeg[sos + 2:sos + 4], "big")
+    junk = b"\xff\xc4\x00\x03" + bytes(60)
+    return jpeg[:body + 20] + junk + jpeg[body + 20 + len(junk):]
+
+
+def _bank_update(ids: list[int]) -> str:
+    bank = MemoryBank(4, 3)
+    bank.update(tf.constant(ids), tf.ones([len(ids), 3]), momentum=0.5)
+    return "bank updated"
+
+
+def _bad_id(d: str) -> str:
+    path = os.path.join(d, "train-00000-of-00001")
+    # Ids derived from counts that do not fit the shard (here: 4 records, N = 3).
+    ds = records.read_shard(tf.constant(path), tf.constant(0, tf.int64), 4, False, num_ids=3)
+    return f"{sum(1 for _ in ds)} records read"
+
+
 def _example(encoded: bytes | None, i: int) -> bytes:
     rec = imagenet.make_example(encoded or b"", 1, "n0", "x", 40, 40, f"{i}.JPEG", i)
     if encoded is None:
@@ -102,6 +129,24 @@ def data_rows(tmp: str) -> list[tuple[str, str]]:
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 30)
     rows.append(("truncated TFRecord shard", _outcome(lambda: _read_all(d))))
+    rows.append(("same, `--config.dataset.skip_bad_records=True`",
+                 _outcome(lambda: _read_all(d, skip=True))))
+
+    d = os.path.join(tmp, "header")
+    _write_shards(d, good)
+    path = os.path.join(d, "train-00000-of-00001")
+    raw = bytearray(open(path, "rb").read())
+    second = 12 + int.from_bytes(raw[:8], "little") + 4
+    raw[second] ^= 1  # one bit of record 1's length
+    with open(path, "wb") as f:
+        f.write(raw)
+    rows.append(("corrupted length header in a shard", _outcome(lambda: _read_all(d))))
+
+    d = os.path.join(tmp, "body")
+    _write_shards(d, good[:2] + [_example(_corrupt_body(_jpeg()), 2)] + good[3:])
+    rows.append(("JPEG with a corrupt body (header intact)", _outcome(lambda: _read_all(d))))
+    rows.append(("same, `--config.dataset.skip_bad_records=True`",
+                 _outcome(lambda: _read_all(d, skip=True))))
 
     d = os.path.join(tmp, "missing")
     _write_shards(d, good[:2] + [_example(None, 2)] + good[3:])
@@ -113,6 +158,11 @@ def data_rows(tmp: str) -> list[tuple[str, str]]:
     png = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()
     _write_shards(d, good[:1] + [_example(png, 1)] + good[2:])
     rows.append(("PNG payload in a record", _outcome(lambda: _read_all(d))))
+
+    d = os.path.join(tmp, "ids")
+    _write_shards(d, good)
+    rows.append(("record id outside [0, N) (input pipeline)", _outcome(lambda: _bad_id(d))))
+    rows.append(("id -1 reaching the memory bank", _outcome(lambda: _bank_update([0, -1]))))
 
     d = os.path.join(tmp, "small")
     _write_shards(d, [_example(_jpeg(6, 9), i) for i in range(4)])

@@ -4,6 +4,8 @@
     python -m tools.benchmark --what=train_step --config=configs/cpc_audio_espeak.py \
         --config.dataset.data_dir=data/espeak8_tfrecords
     python -m tools.benchmark --what=input --jpeg_records=512 --image_size=224
+    python -m tools.benchmark --what=input --skip_bad_records   # vs the JPEG body check
+    python -m tools.benchmark --what=count --count_records=100000
     python -m tools.benchmark --what=nce_bank
     python -m tools.benchmark --what=knn --knn_queries=10000
     python -m tools.benchmark --what=replicas --config=configs/instdisc_fashion_mnist.py
@@ -11,7 +13,12 @@
 * ``train_step``: images/s and steps/s of the method's compiled train step on
   batches already in memory, for per-sample and shared negatives.
 * ``input``: images/s of the ImageNet TFRecord training pipeline (decode and
-  crop on the encoded JPEG, flip, colour jitter) on synthetic ImageNet-size JPEGs.
+  crop on the encoded JPEG, flip, colour jitter) on synthetic ImageNet-size JPEGs;
+  ``--skip_bad_records`` alternates it with the full JPEG decode check that
+  skipping runs.
+* ``count``: seconds to count ``--count_records`` small records in 16 shards
+  from the frame headers (what the readers do) against reading every record
+  through ``tf.data`` in Python (what they did before).
 * ``nce_bank``: time of the InstDisc scoring + NCE loss + bank update for bank
   sizes from 10^4 to 1.28 * 10^6 rows (it should not grow with N).
 * ``knn``: weighted-kNN evaluation (k=200) of ``--knn_queries`` 128-d queries
@@ -45,15 +52,19 @@ from ml_collections import config_flags
 from tf_contrastive import trainer
 from tf_contrastive.core import distribute
 from tf_contrastive.core.config import base_config
-from tf_contrastive.data import imagenet, pipeline
+from tf_contrastive.data import imagenet, pipeline, records
 from tf_contrastive.memory import MemoryBank
 from tf_contrastive.methods import get_method
 
 _CONFIG = config_flags.DEFINE_config_file("config", trainer.DEFAULT_CONFIG, "Config file.")
-flags.DEFINE_enum("what", "all", ["all", "train_step", "input", "nce_bank", "knn", "replicas",
-                                  "settings", "torch_step", "torch_input", "tf_worker"],
+flags.DEFINE_enum("what", "all", ["all", "train_step", "input", "count", "nce_bank", "knn",
+                                  "replicas", "settings", "torch_step", "torch_input",
+                                  "tf_worker"],
                   "Benchmark (tf_worker: the TF side of torch_step/torch_input, driven "
                   "over stdin by the parent).")
+flags.DEFINE_integer("count_records", 100_000, "Records for the count benchmark.")
+flags.DEFINE_bool("skip_bad_records", False,
+                  "Input benchmark: alternate dataset.skip_bad_records off and on.")
 flags.DEFINE_integer("knn_queries", 10_000, "Queries for the knn benchmark.")
 flags.DEFINE_integer("steps", 20, "Timed steps (after warm-up).")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, autotuning).")
@@ -154,7 +165,10 @@ def _synthetic_jpeg(rng: np.random.Generator, h: int, w: int) -> bytes:
     return tf.io.encode_jpeg(img, quality=90).numpy()
 
 
-def bench_input(n_records: int, image_size: int, batch: int, steps: int, warmup: int) -> None:
+def bench_input(n_records: int, image_size: int, batch: int, steps: int, warmup: int,
+                check: bool = False, rounds: int = 3) -> None:
+    """With ``check``, rounds alternate skip_bad_records off and on (the JPEG body
+    check) in one process, so both see the same machine load."""
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as d:
         shards = 8
@@ -175,16 +189,43 @@ def bench_input(n_records: int, image_size: int, batch: int, steps: int, warmup:
         cfg.dataset.image_size = image_size
         cfg.train.batch_size = batch
         total = pipeline.describe(cfg.dataset).num_train
-        it = iter(pipeline.build_dataset(cfg))
-        for _ in range(warmup):
-            next(it)
+        settings = [False, True] * rounds if check else [False]
+        rates = {False: [], True: []}
+        for skip_bad in settings:
+            cfg.dataset.skip_bad_records = skip_bad
+            it = iter(pipeline.build_dataset(cfg))
+            for _ in range(warmup):
+                next(it)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                next(it)["image"].numpy()
+            rates[skip_bad].append(steps * batch / (time.perf_counter() - t0))
+            del it
+        for skip_bad in (False, True) if check else (False,):
+            r = rates[skip_bad]
+            print(f"input imagenet-tfrecord records={total} mean_jpeg_kb="
+                  f"{np.mean(sizes) / 1024:.0f} crop={image_size} batch={batch} views=1 "
+                  f"skip_bad_records={skip_bad}: {np.median(r):.0f} images/s (median of "
+                  f"{' '.join(f'{x:.0f}' for x in r)}) [{_conditions()}]", flush=True)
+
+
+def bench_count(n_records: int, shards: int = 16) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        paths = [os.path.join(d, f"train-{s:05d}-of-{shards:05d}") for s in range(shards)]
+        rng = np.random.default_rng(0)
+        for s, path in enumerate(paths):
+            with tf.io.TFRecordWriter(path) as w:
+                for _ in range(s, n_records, shards):
+                    w.write(rng.bytes(int(rng.integers(50, 150))))
         t0 = time.perf_counter()
-        for _ in range(steps):
-            next(it)["image"].numpy()
-        dt = time.perf_counter() - t0
-        print(f"input imagenet-tfrecord records={total} mean_jpeg_kb={np.mean(sizes) / 1024:.0f} "
-              f"crop={image_size} batch={batch} views=1: {steps * batch / dt:.0f} images/s "
-              f"[{_conditions()}]", flush=True)
+        before = sum(sum(1 for _ in tf.data.TFRecordDataset(p)) for p in paths)
+        t1 = time.perf_counter()
+        after = sum(s.records for s in records.scan_shards(paths))
+        t2 = time.perf_counter()
+        assert before == after == n_records, (before, after, n_records)
+        print(f"count records={n_records} shards={shards} bytes_per_record=50-150: "
+              f"tf.data in Python {t1 - t0:.2f} s, frame headers {t2 - t1:.2f} s "
+              f"({(t1 - t0) / (t2 - t1):.0f}x) [{_conditions()}]", flush=True)
 
 
 def bench_nce_bank(batch: int, steps: int, warmup: int) -> None:
@@ -681,7 +722,9 @@ def main(argv):
         bench_train_step(cfg, FLAGS.steps, FLAGS.warmup)
     if FLAGS.what in ("all", "input"):
         bench_input(FLAGS.jpeg_records, FLAGS.image_size, FLAGS.batch_size, FLAGS.steps,
-                    FLAGS.warmup)
+                    FLAGS.warmup, FLAGS.skip_bad_records)
+    if FLAGS.what in ("all", "count"):
+        bench_count(FLAGS.count_records)
     if FLAGS.what in ("all", "nce_bank"):
         bench_nce_bank(FLAGS.batch_size, FLAGS.steps, FLAGS.warmup)
     if FLAGS.what in ("all", "knn"):

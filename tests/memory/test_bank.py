@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tf_contrastive.memory import MemoryBank
@@ -62,3 +63,24 @@ def test_mirrored_update_writes_every_replicas_rows_on_both_copies(mirrored):
     np.testing.assert_array_equal(copies[0], copies[1])
     unit = 1 / math.sqrt(2)
     np.testing.assert_allclose(copies[0][:4], np.full((4, 2), unit), rtol=1e-6)
+
+
+def test_update_with_an_id_outside_the_bank_is_an_error_naming_it():
+    bank = MemoryBank(10, 3)
+    before = bank.features.numpy().copy()
+    feats = tf.math.l2_normalize(tf.ones([3, 3]), axis=1)
+
+    @tf.function
+    def step(ids):
+        bank.update(ids, feats, momentum=0.5)
+
+    for bad, at in ((-1, 1), (10, 2)):  # multi-view records default image/id to -1
+        ids = tf.constant([3, 4, 5])
+        ids = tf.tensor_scatter_nd_update(ids, [[at]], [bad])
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=rf"id {bad} \(position {at} of the gathered batch\) is "
+                           r"outside the rows \[0, 10\)"):
+            step(ids)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside the rows \[0, 10\)"):
+            bank.update(ids, feats, momentum=0.0)  # eagerly, and without the gather
+    np.testing.assert_array_equal(bank.features.numpy(), before)

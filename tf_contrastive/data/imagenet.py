@@ -6,9 +6,10 @@ labels 1-based, 1..1000; shards ``train-00000-of-01024``). Our converter adds
 sorted shard list and each record's position in its shard: shard s starts at
 the sum of the record counts of the shards before it. The counts are computed
 once and cached in ``record_counts.json`` beside the data (or, if that folder
-is read-only, under ``~/.cache/tf_contrastive``). The cache also stores each
-shard's byte size, so a shard truncated after counting is noticed and
-re-counted, which names the file in the error.
+is read-only, under ``~/.cache/tf_contrastive``). Counting reads only the
+TFRecord frame headers (:mod:`tf_contrastive.data.records`). The cache also
+stores each shard's byte size, so a shard truncated after counting is noticed
+and re-counted, which names the file and byte offset in the error.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 
 import tensorflow as tf
+
+from tf_contrastive.data import records
 
 COUNTS_FILE = "record_counts.json"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -70,19 +72,23 @@ def shard_files(data_dir: str, split: str) -> list[str]:
 
 
 def count_records(path: str) -> int:
-    """Reads a whole shard; a truncated or corrupt one raises naming ``path``."""
-    n = 0
-    try:
-        for _ in tf.data.TFRecordDataset(path):
-            n += 1
-    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
-        # Keep TensorFlow's reason ("truncated record at 9030", "corrupted record at 12")
-        # without the iterator's op names around it.
-        found = re.search(r"(truncated|corrupted) record at \d+", e.message)
-        reason = found.group(0) if found else e.message.splitlines()[0]
-        raise ValueError(f"{path}: corrupt or truncated TFRecord after {n} records "
-                         f"({reason})") from e
-    return n
+    """Counts a shard from its frame headers; a truncated or corrupt one raises naming
+    ``path``, the records before the damage and its byte offset."""
+    return _checked(records.scan_shard(path), skip_bad=False)
+
+
+def _checked(scan: records.ShardScan, skip_bad: bool) -> int:
+    """The shard's record count for ids; raises for a damaged shard unless ``skip_bad``,
+    when the damaged record keeps an id (the reader skips and names it)."""
+    if not scan.damage:
+        return scan.records
+    if not skip_bad:
+        raise ValueError(f"{scan.path}: corrupt or truncated TFRecord after {scan.records} "
+                         f"records ({scan.damage})")
+    print(f"warning: {scan.path}: corrupt or truncated TFRecord after {scan.records} records "
+          f"({scan.damage}); the records before it are used, the rest skipped",
+          file=sys.stderr)
+    return scan.records + 1
 
 
 def _cache_paths(data_dir: str) -> list[str]:
@@ -115,36 +121,67 @@ def _store_counts(data_dir: str, counts: dict) -> None:
             continue
 
 
-def record_counts(files: list[str]) -> list[int]:
-    """Record count of each shard, from the cache when its byte size still matches."""
+def record_counts(files: list[str], skip_bad: bool = False) -> list[int]:
+    """Record count of each shard, from the cache when its byte size still matches.
+
+    Shards not in the cache are counted from their framing, several at a time. A
+    damaged shard is an error naming it, unless ``skip_bad``: then its readable
+    records and the damaged one count (see :func:`_checked`).
+    """
     if not files:
         return []
     data_dir = os.path.dirname(files[0])
     cache = _load_counts(data_dir)
-    changed = False
+    sizes = {path: tf.io.gfile.stat(path).length for path in files}
+
+    def cached(path):
+        entry = cache.get(os.path.basename(path))
+        return entry if entry and entry.get("bytes") == sizes[path] else None
+
+    todo = [path for path in files if cached(path) is None]
+    for scan in records.scan_shards(todo):
+        entry = {"records": scan.records, "bytes": scan.size}
+        if scan.damage:
+            entry["damage"] = scan.damage
+        cache[os.path.basename(scan.path)] = entry
+    if todo:
+        _store_counts(data_dir, cache)
     counts = []
     for path in files:
-        name = os.path.basename(path)
-        size = tf.io.gfile.stat(path).length
-        entry = cache.get(name)
-        if not entry or entry.get("bytes") != size:
-            entry = {"records": count_records(path), "bytes": size}
-            cache[name] = entry
-            changed = True
-        counts.append(int(entry["records"]))
-    if changed:
-        _store_counts(data_dir, cache)
+        entry = cached(path)
+        scan = records.ShardScan(path, int(entry["records"]), int(entry["bytes"]),
+                                 entry.get("damage", ""))
+        counts.append(_checked(scan, skip_bad))
     return counts
 
 
-def shard_offsets(files: list[str]) -> tuple[list[int], int]:
+def shard_offsets(files: list[str], skip_bad: bool = False) -> tuple[list[int], int]:
     """(first id of each shard, total records) for the sorted shard list."""
-    counts = record_counts(files)
+    counts = record_counts(files, skip_bad)
     offsets, total = [], 0
     for c in counts:
         offsets.append(total)
         total += c
     return offsets, total
+
+
+def jpeg_check(serialized: tf.Tensor) -> tf.Tensor:
+    """True, after decoding the record's ``image/encoded`` JPEG in full (raises if it
+    does not decode).
+
+    A JPEG with an intact header and a corrupt body passes the magic check and
+    may fail only in the crop, where the record is no longer known; this makes
+    it fail here, where :func:`records.read_shard` names (or skips) it. The
+    decode is at 1/8 scale: the whole entropy-coded body is still read, which is
+    where such damage shows, at a fraction of the full decode's cost. Records
+    without a JPEG pass through (:func:`parse_record` names them).
+    """
+    encoded = tf.io.parse_single_example(serialized, {"image/encoded": FEATURES["image/encoded"]})
+    encoded = encoded["image/encoded"]
+    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
+    return tf.cond(is_jpeg,
+                   lambda: tf.size(tf.io.decode_jpeg(encoded, channels=3, ratio=8)) >= 0,
+                   lambda: tf.constant(True))
 
 
 def parse_record(serialized: tf.Tensor, position: tf.Tensor, filename: tf.Tensor,

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from tf_contrastive.core import color
 from tf_contrastive.core.config import ConfigError
-from tf_contrastive.data import arrays, audio, augment, imagenet, labels, multiview
+from tf_contrastive.data import arrays, audio, augment, imagenet, labels, multiview, records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,9 +154,9 @@ def _array_info(train_key: tuple, eval_key: tuple, size: int, declared: int,
 
 
 @functools.lru_cache(maxsize=8)
-def _imagenet_index(data_dir: str, split: str):
+def _imagenet_index(data_dir: str, split: str, skip_bad: bool = False):
     files = imagenet.shard_files(data_dir, split)
-    offsets, total = imagenet.shard_offsets(files)
+    offsets, total = imagenet.shard_offsets(files, skip_bad)
     return files, offsets, total
 
 
@@ -171,7 +171,7 @@ def _has_split(data_dir: str, split: str) -> bool:
 def _record_shards(ds_cfg) -> tuple[tuple[int, ...], int]:
     """(training records of each shard after train_limit, validation records; 0 when
     the data dir has no validation shards)."""
-    _, offsets, total = _imagenet_index(ds_cfg.data_dir, "train")
+    _, offsets, total = _imagenet_index(ds_cfg.data_dir, "train", ds_cfg.skip_bad_records)
     ends = offsets[1:] + [total]
     # Multi-view records do not take train_limit / eval_limit.
     limited = ds_cfg.name != "multiview"
@@ -180,7 +180,7 @@ def _record_shards(ds_cfg) -> tuple[tuple[int, ...], int]:
                    for start, end in zip(offsets, ends, strict=True))
     n_eval = 0
     if _has_split(ds_cfg.data_dir, "validation"):
-        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation")
+        _, _, n_eval = _imagenet_index(ds_cfg.data_dir, "validation", ds_cfg.skip_bad_records)
         if limited and ds_cfg.eval_limit:
             n_eval = min(n_eval, int(ds_cfg.eval_limit))
     return shards, n_eval
@@ -356,13 +356,17 @@ def _array_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     return tf.data.Dataset.range(start_epoch, _EPOCHS_FOREVER).flat_map(one_epoch)
 
 
-def _record_reader(skip_bad: bool):
-    def read(path, offset):
-        ds = tf.data.TFRecordDataset(path, buffer_size=8 << 20)
-        if skip_bad:  # A truncated shard ends early; the error is logged by TF.
-            ds = ds.ignore_errors(log_warning=True)
-        ds = ds.enumerate()
-        return ds.map(lambda pos, rec: (rec, offset + pos, pos, path))
+def _record_reader(cfg, num_ids: int, count: bool):
+    """(path, first id, records) -> that shard's (serialized, id, position, path); a
+    record that cannot be read or decoded is named, and skipped if configured."""
+    skip_bad = cfg.dataset.skip_bad_records
+    # The full JPEG decode check runs only when skipping: it costs a decode per
+    # record (figures in WORKSPACE.md); without skipping a bad body fails in the crop.
+    check = imagenet.jpeg_check if skip_bad and cfg.dataset.name == "imagenet" else None
+    adder = _skip_adder(cfg, count)
+
+    def read(path, offset, n):
+        return records.read_shard(path, offset, n, skip_bad, check, adder, num_ids)
     return read
 
 
@@ -373,19 +377,23 @@ def _imagenet_records(cfg, split, ctx, epoch=None):
     (stable); with ``epoch`` given, this pipeline's shards are read in a
     stateless per-epoch random order.
     """
-    files, offsets, _ = _imagenet_index(cfg.dataset.data_dir, split)
+    files, offsets, total = _imagenet_index(cfg.dataset.data_dir, split,
+                                            cfg.dataset.skip_bad_records)
+    counts = [b - a for a, b in zip(offsets, offsets[1:] + [total], strict=True)]
     n_pipe, pipe_id, _ = _pipelines(ctx)
     if len(files) < n_pipe:
         raise ValueError(f"{cfg.dataset.data_dir}: {len(files)} {split} shards cannot be "
                          f"split across {n_pipe} input pipelines")
     files_t = tf.constant(files[pipe_id::n_pipe])
     offsets_t = tf.constant(offsets[pipe_id::n_pipe], tf.int64)
+    counts_t = tf.constant(counts[pipe_id::n_pipe], tf.int64)
     if epoch is not None:
         key = tf.stack([tf.cast(cfg.seed, tf.int64), tf.cast(epoch, tf.int64)])
         order = tf.argsort(tf.random.stateless_uniform([len(files[pipe_id::n_pipe])], key))
-        files_t, offsets_t = tf.gather(files_t, order), tf.gather(offsets_t, order)
-    ds = tf.data.Dataset.from_tensor_slices((files_t, offsets_t))
-    return ds.interleave(_record_reader(cfg.dataset.skip_bad_records),
+        files_t, offsets_t, counts_t = (tf.gather(t, order)
+                                        for t in (files_t, offsets_t, counts_t))
+    ds = tf.data.Dataset.from_tensor_slices((files_t, offsets_t, counts_t))
+    return ds.interleave(_record_reader(cfg, total, count=epoch is not None),
                          cycle_length=min(16, len(files)), num_parallel_calls=AUTOTUNE,
                          deterministic=True)
 
@@ -406,6 +414,15 @@ def skipped_records() -> tf.Variable:
             _SKIPPED.append(tf.Variable(0, dtype=tf.int64, trainable=False,
                                         name="skipped_records"))
     return _SKIPPED[0]
+
+
+def _skip_adder(cfg, count: bool):
+    """n -> adds n to ``skipped_records()`` (records dropped while reading a shard), or
+    None when not counting (as :func:`_counting_skips`)."""
+    if not (count and cfg.dataset.skip_bad_records and not cfg.dataset.data_service):
+        return None
+    counter = skipped_records()
+    return lambda n: counter.assign_add(n)
 
 
 def _counting_skips(cfg, count: bool):

@@ -73,14 +73,29 @@ class MemoryBank(keras.layers.Layer):
         """Rows for ``ids`` (any integer shape) -> ids.shape + (D,)."""
         return tf.gather(self.features.value, tf.cast(ids, tf.int32))
 
+    def _check_ids(self, ids: tf.Tensor) -> tf.Operation:
+        """Fails naming the first id outside [0, N): a last guard before the scatter (the
+        input pipeline checks each record's id where the record is still known). Not
+        enforced under XLA, which compiles asserts away."""
+        bad = tf.logical_or(ids < 0, ids >= self.num_instances)
+        first = tf.argmax(tf.cast(bad, tf.int32))
+        return tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(bad)),
+            [tf.strings.join(["memory bank update: id ", tf.strings.as_string(tf.gather(ids, first)),
+                              " (position ", tf.strings.as_string(first), " of the gathered "
+                              f"batch) is outside the rows [0, {self.num_instances})"])])
+
     def update(self, ids: tf.Tensor, feats: tf.Tensor, momentum: float,
                labels: tf.Tensor | None = None) -> None:
         """Momentum update of this step's rows, identical on every replica.
 
         ``ids``/``feats`` are this replica's; they are gathered across replicas
-        here. ``momentum=0`` overwrites the rows (used by the warm start).
+        here. ``momentum=0`` overwrites the rows (used by the warm start). An id
+        outside [0, N) is an error naming it.
         """
         ids = tf.cast(distribute.all_gather(tf.reshape(ids, [-1])), tf.int32)
+        with tf.control_dependencies([self._check_ids(ids)]):
+            ids = tf.identity(ids)
         feats = distribute.all_gather(tf.stop_gradient(tf.cast(feats, tf.float32)))
         if momentum > 0:
             old = tf.gather(self.features.value, ids)
