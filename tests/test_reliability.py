@@ -21,6 +21,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp
     trainer.run(cfg, str(tmp_path), verbose=0)  # one good epoch: ckpt-1
     before = sorted(os.listdir(tmp_path / "checkpoints"))
     cfg.train.epochs = 2
+    cfg.train.allow_changes = ("train.epochs", "optimizer.learning_rate")
     cfg.optimizer.learning_rate = 1e30  # diverges within a few steps
     with pytest.raises(FloatingPointError, match=r"non-finite loss .* at epoch 2, step \d+"):
         trainer.run(cfg, str(tmp_path), verbose=0)
