@@ -46,6 +46,20 @@ def test_impossible_config_fails_before_any_work(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: setattr(c.cmc, "views", "lab"),
+     r"config.cmc.views: 'lab' splits 3-channel images, the digits images have 1 channel\(s\); "
+     r"use one of \('intensity_gradient',\)"),
+    (lambda c: setattr(c.optimizer, "name", "adagrad"), "config.optimizer.name: 'adagrad'"),
+])
+def test_views_and_enums_fail_at_validate_before_any_file(tmp_path, edit, match):
+    cfg = _smoke_cfg("smoke_cmc_digits")
+    edit(cfg)
+    with pytest.raises(ConfigError, match=match):
+        trainer.run(cfg, str(tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 def _train_cmd(workdir):
     return [sys.executable, "-m", "tf_contrastive.train",
             "--config=configs/smoke_instdisc_digits.py", f"--workdir={workdir}",

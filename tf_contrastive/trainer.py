@@ -144,7 +144,8 @@ def untrained_model(cfg) -> keras.Model:
     """The config's model at its seeded random initialisation (the baseline)."""
     keras.utils.set_random_seed(cfg.seed)
     info = pipeline.describe(cfg.dataset)
-    validate(cfg, num_instances=info.num_train)
+    validate(cfg, num_instances=info.num_train,
+             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None)
     model, _ = build_model(cfg, distribute.make_strategy("default"), info,
                            pipeline.steps_per_epoch(cfg, info))
     return model
