@@ -51,6 +51,7 @@ def test_audio_run_reports_loss_knn_and_resumes(audio_run, capsys):
     assert np.isfinite(results["final_loss"]) and 0.0 <= results["knn_top1"] <= 1.0
     assert "knn_top1_at_init" in results
     cfg.train.epochs = 2
+    cfg.train.allow_changes = ("train.epochs",)
     again = trainer.run(cfg, workdir, verbose=0)
     assert "resuming from" in capsys.readouterr().out
     assert again["trained_epochs_this_run"] == 1
@@ -107,6 +108,7 @@ def test_cpc_image_trains_resumes_and_exports(tmp_path, capsys):
     results = trainer.run(cfg, workdir, verbose=0)
     assert np.isfinite(results["final_loss"]) and 0.0 <= results["knn_top1"] <= 1.0
     cfg.train.epochs = 2
+    cfg.train.allow_changes = ("train.epochs",)
     trainer.run(cfg, workdir, verbose=0)
     assert "resuming from" in capsys.readouterr().out
     _, model, _ = trainer.restore_run(workdir)

@@ -21,6 +21,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp
     trainer.run(cfg, str(tmp_path), verbose=0)  # one good epoch: ckpt-1
     before = sorted(os.listdir(tmp_path / "checkpoints"))
     cfg.train.epochs = 2
+    cfg.train.allow_changes = ("train.epochs", "optimizer.learning_rate")
     cfg.optimizer.learning_rate = 1e30  # diverges within a few steps
     with pytest.raises(FloatingPointError, match=r"non-finite loss .* at epoch 2, step \d+"):
         trainer.run(cfg, str(tmp_path), verbose=0)
@@ -41,6 +42,20 @@ def test_impossible_config_fails_before_any_work(tmp_path):
     cfg = _smoke_cfg()
     cfg.instdisc.num_negatives = 5000  # digits has 1500 training images
     with pytest.raises(ConfigError, match="instdisc.num_negatives: K=5000 must be < N=1500"):
+        trainer.run(cfg, str(tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: setattr(c.cmc, "views", "lab"),
+     r"config.cmc.views: 'lab' splits 3-channel images, the digits images have 1 channel\(s\); "
+     r"use one of \('intensity_gradient',\)"),
+    (lambda c: setattr(c.optimizer, "name", "adagrad"), "config.optimizer.name: 'adagrad'"),
+])
+def test_views_and_enums_fail_at_validate_before_any_file(tmp_path, edit, match):
+    cfg = _smoke_cfg("smoke_cmc_digits")
+    edit(cfg)
+    with pytest.raises(ConfigError, match=match):
         trainer.run(cfg, str(tmp_path / "run"), verbose=0)
     assert not (tmp_path / "run").exists()
 

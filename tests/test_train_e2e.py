@@ -79,6 +79,7 @@ def test_rerun_resumes_from_the_checkpoint(first_run, capsys):
     bank_before = before_model.bank.features.numpy()
     cfg2 = _smoke_cfg()
     cfg2.train.epochs = 2
+    cfg2.train.allow_changes = ("train.epochs",)
     results = train.run(cfg2, workdir, verbose=0)
     assert "resuming from" in capsys.readouterr().out
     assert results["trained_epochs_this_run"] == 1
@@ -195,6 +196,7 @@ def test_invaspread_trains_resumes_and_exports(tmp_path, capsys):
     assert np.isfinite(results["final_loss"]) and 0 <= results["knn_top1"] <= 1
     assert "knn_top1_at_init" in results and os.path.isdir(results["export"])
     cfg.train.epochs = 2
+    cfg.train.allow_changes = ("train.epochs",)
     again = train.run(cfg, str(tmp_path), verbose=0)
     assert "resuming from" in capsys.readouterr().out
     assert again["trained_epochs_this_run"] == 1
@@ -207,6 +209,7 @@ def test_cmc_on_grayscale_trains_resumes_and_exports(tmp_path, capsys):
     copies = [b.labels.numpy() for b in model.banks]
     assert all(np.all(c >= 0) for c in copies)  # both banks warm-started
     cfg.train.epochs = 2
+    cfg.train.allow_changes = ("train.epochs",)
     again = train.run(cfg, str(tmp_path), verbose=0)
     assert "resuming from" in capsys.readouterr().out and again["trained_epochs_this_run"] == 1
     loaded = tf.saved_model.load(again["export"])
@@ -250,6 +253,7 @@ def test_cmc_lab_on_converted_imagenet_tfrecords(tmp_path, capsys):
     # 3 steps an epoch, TensorBoard's update_freq 50: the epoch scalars must still be there.
     assert {"data/skipped_records", "lr", "nce/Z_view_l_to_view_ab"} <= tags
     cfg.train.epochs = 2
+    cfg.train.allow_changes = ("train.epochs",)
     again = train.run(cfg, work, verbose=0)
     assert "resuming from" in capsys.readouterr().out and again["trained_epochs_this_run"] == 1
     loaded = tf.saved_model.load(again["export"])

@@ -7,6 +7,7 @@ exports. ``build_model`` is shared with the benchmarks and tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -17,11 +18,12 @@ import tensorflow as tf
 
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
+from tf_contrastive.core import fingerprint as fp_lib
 from tf_contrastive.core.config import load_run_config, validate
 from tf_contrastive.core.export import export_audio_encoder, export_encoder
 from tf_contrastive.core.schedules import build_optimizer
 from tf_contrastive.core.summaries import RunMonitor, write_projector
-from tf_contrastive.data import pipeline
+from tf_contrastive.data import arrays, imagenet, pipeline
 from tf_contrastive.eval.callbacks import KNNMonitor
 from tf_contrastive.methods import get_method
 from tf_contrastive.models.encoder import backbone_of
@@ -94,11 +96,56 @@ def restore_run(workdir: str, checkpoint: str | None = None):
     return cfg, model, info
 
 
+def _run_facts(cfg, info: pipeline.DatasetInfo, steps: int, replicas: int) -> dict:
+    """The fingerprint's ``run.*`` facts: what identifies the training data, and the
+    run's shape (core/fingerprint.py)."""
+    facts = {"run.num_train": info.num_train, "run.image_shape": list(info.image_shape),
+             "run.num_classes": info.num_classes, "run.steps_per_epoch": steps,
+             "run.replicas": replicas}
+    if cfg.dataset.name in ("fashion_mnist", "digits"):
+        images, labels = arrays.load_arrays(cfg.dataset.name, "train", cfg.dataset.data_dir)
+        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+        digest.update(np.ascontiguousarray(labels).tobytes())
+        facts["run.train_digest"] = "sha256:" + digest.hexdigest()
+    else:  # TFRecord shards: names, record counts (cached by the reader) and byte sizes
+        files = imagenet.shard_files(cfg.dataset.data_dir, "train")
+        facts["run.train_shards"] = [
+            [os.path.basename(f), int(n), int(tf.io.gfile.stat(f).length)]
+            for f, n in zip(files, imagenet.record_counts(files), strict=True)]
+    return facts
+
+
+def _keep_config(cfg, out_dir: str) -> str:
+    """Writes ``config-<n>.json`` (n = 0, 1, ... one per run start) and ``config.json``
+    (the newest, read by evaluate and export); returns the new file's name.
+
+    A run dir from before numbered configs keeps its ``config.json`` as config-0.json.
+    """
+    def numbered():
+        found = []
+        for name in tf.io.gfile.listdir(out_dir):
+            stem = name[len("config-"):-len(".json")]
+            if name.startswith("config-") and name.endswith(".json") and stem.isdigit():
+                found.append(int(stem))
+        return found
+
+    latest = os.path.join(out_dir, "config.json")
+    if not numbered() and tf.io.gfile.exists(latest):
+        tf.io.gfile.copy(latest, os.path.join(out_dir, "config-0.json"))
+    name = f"config-{max(numbered(), default=-1) + 1}.json"
+    text = cfg.to_json_best_effort(indent=2)
+    for path in (os.path.join(out_dir, name), latest):
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(text)
+    return name
+
+
 def untrained_model(cfg) -> keras.Model:
     """The config's model at its seeded random initialisation (the baseline)."""
     keras.utils.set_random_seed(cfg.seed)
     info = pipeline.describe(cfg.dataset)
-    validate(cfg, num_instances=info.num_train)
+    validate(cfg, num_instances=info.num_train,
+             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None)
     model, _ = build_model(cfg, distribute.make_strategy("default"), info,
                            pipeline.steps_per_epoch(cfg, info))
     return model
@@ -133,17 +180,31 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
         tf.config.experimental.enable_op_determinism()
     strategy = distribute.make_strategy(cfg.strategy, cfg.tpu_address)
     info = pipeline.describe(cfg.dataset)
-    validate(cfg, num_instances=info.num_train, num_replicas=strategy.num_replicas_in_sync)
+    replicas = strategy.num_replicas_in_sync
+    validate(cfg, num_instances=info.num_train, num_replicas=replicas,
+             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None)
     chief = distribute.is_chief(strategy)
+    pipelines = distribute.num_input_pipelines(strategy)
+    steps = pipeline.steps_per_epoch(cfg, info, pipelines)
+    # What the checkpoints depend on; a resume that changes it stops here, before any
+    # file is written or anything restored (core/fingerprint.py).
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    fingerprint = fp_lib.build(cfg, _run_facts(cfg, info, steps, replicas))
+    stored = fp_lib.load(ckpt_dir) if ckpt_lib.has_checkpoints(ckpt_dir) else None
+    if stored is not None:
+        accepted = fp_lib.check(ckpt_dir, stored, fingerprint, cfg.train.allow_changes)
+        for key, (before, after) in accepted.items():
+            print(f"resuming with a changed {key}: {before} -> {after} "
+                  "(config.train.allow_changes)", flush=True)
+    elif ckpt_lib.has_checkpoints(ckpt_dir):
+        print(f"{ckpt_dir} has no {fp_lib.FILENAME} (written before run fingerprints): "
+              "config changes since cannot be checked", flush=True)
     # Only the chief's files are kept; other workers write to a scratch dir.
     out_dir = distribute.worker_dir(workdir, strategy)
     ckpt_lib.check_writable(out_dir)
-    with tf.io.gfile.GFile(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(cfg.to_json_best_effort(indent=2))
+    config_file = _keep_config(cfg, out_dir)
 
     spec = get_method(cfg.method)
-    pipelines = distribute.num_input_pipelines(strategy)
-    steps = pipeline.steps_per_epoch(cfg, info, pipelines)
     if pipelines > 1 and (info.num_train - steps * cfg.train.batch_size
                           >= cfg.train.batch_size):
         print(f"each epoch trains on {steps * cfg.train.batch_size} of the {info.num_train} "
@@ -155,9 +216,16 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
     model, optimizer = build_model(cfg, strategy, info, steps)
     run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, optimizer,
                                       max_to_keep=cfg.train.checkpoints_to_keep,
-                                      restore_from=os.path.join(workdir, "checkpoints"))
-    start_epoch, start_step = run_ckpt.restore_position(steps)
+                                      restore_from=ckpt_dir)
+    old_steps = stored["keys"].get("run.steps_per_epoch", steps) if stored else steps
+    start_epoch, start_step = run_ckpt.restore_position(steps, old_steps)
     resumed = run_ckpt.restored is not None
+    if resumed and old_steps != steps:
+        # The schedule and the backup numbering count optimizer steps: continue them as if
+        # every finished epoch had had this run's number of steps.
+        optimizer.iterations.assign(start_epoch * steps)
+    if chief:  # before the first checkpoint this run writes
+        fp_lib.save(ckpt_dir, fingerprint, config_file)
     first_epoch = start_epoch
     warm = spec.has_bank and cfg[cfg.method].warm_start
     evaluating = not info.eval_off

@@ -35,6 +35,12 @@ def test_config_loads_and_validates(path):
     ("augment.crop_scale_min", 1.5, "augment.crop_scale_min"),
     ("train.batch_size", 0, "train.batch_size"),
     ("eval.knn_sigma", -1.0, "eval.knn_sigma"),
+    ("optimizer.name", "adagrad", "config.optimizer.name: 'adagrad' is not one of "
+                                  r"\('sgd', 'adamw', 'adam'\)"),
+    ("optimizer.momentum", 1.0, r"optimizer.momentum: must be in \[0, 1\), got 1.0"),
+    ("cmc.z_momentum", 1.5, r"cmc.z_momentum: must be in \[0, 1\), got 1.5"),
+    ("cmc.z_momentum", -0.1, "cmc.z_momentum"),
+    ("eval.batch_size", 0, "eval.batch_size: must be >= 1"),
 ])
 def test_bad_values_name_the_key(key, value, match):
     cfg = base_config()
@@ -56,6 +62,28 @@ def test_cross_field_limits():
     with pytest.raises(ConfigError, match="train.steps_per_epoch: 31 steps of 50 exceed one "
                                           "pass over the 1500 training examples; use at most 30"):
         validate(cfg, num_instances=1500)
+
+
+def test_eval_batch_must_split_over_the_replicas():
+    cfg = base_config()
+    cfg.train.batch_size, cfg.eval.batch_size = 256, 512
+    validate(cfg, num_replicas=4)
+    cfg.eval.batch_size = 510
+    with pytest.raises(ConfigError, match="config.eval.batch_size: 510 is not divisible by the "
+                                          "4 replicas"):
+        validate(cfg, num_replicas=4)
+
+
+@pytest.mark.parametrize("views,channels", [("lab", 1), ("ycbcr", 1), ("intensity_gradient", 3)])
+def test_cmc_channel_split_must_fit_the_images(views, channels):
+    cfg = base_config()
+    cfg.method, cfg.cmc.views = "cmc", views
+    validate(cfg)  # channels unknown: nothing to check
+    with pytest.raises(ConfigError, match=f"config.cmc.views: '{views}' splits .*-channel "
+                                          f"images, the fashion_mnist images have {channels} "
+                                          "channel"):
+        validate(cfg, image_channels=channels)
+    validate(cfg, image_channels=4 - channels)
 
 
 def test_unknown_keys_are_rejected():

@@ -87,6 +87,7 @@ def test_three_view_cmc_trains_and_resumes(records, tmp_path, capsys):
     assert {"loss_view_rgb_to_view_depth", "loss_view_depth_to_view_normals"} <= {
         m.name for m in model.metrics}
     cfg.train.epochs = 2
+    cfg.train.allow_changes = ("train.epochs",)
     again = trainer.run(cfg, str(tmp_path), verbose=0)
     assert "resuming from" in capsys.readouterr().out and again["trained_epochs_this_run"] == 1
     assert os.path.isdir(again["export"])

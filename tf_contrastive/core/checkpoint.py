@@ -10,6 +10,7 @@ starts over silently while its index lists checkpoints.
 from __future__ import annotations
 
 import os
+import re
 
 import keras
 import tensorflow as tf
@@ -17,6 +18,20 @@ import tensorflow as tf
 # What a damaged checkpoint raises on restore: TF's reader errors, a short read of a
 # truncated data file (IndexError from the Python reader), or objects that do not match.
 _UNREADABLE = (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError)
+# How TensorFlow reports a readable checkpoint whose variable has another shape.
+_SHAPE_MISMATCH = re.compile(r"incompatible tensor with shape (\(.*?\)) when attempting to "
+                             r"restore variable with shape (\(.*?\)) and name (\S+?)(:\d+)?\.")
+
+
+class CheckpointMismatch(ValueError):
+    """A readable checkpoint written for another config or dataset (not a damaged one)."""
+
+
+def has_checkpoints(directory: str) -> bool:
+    """Whether ``directory``'s index lists an epoch checkpoint or it holds a backup."""
+    state = tf.train.get_checkpoint_state(directory)
+    return bool(state and state.model_checkpoint_path) or (
+        tf.train.latest_checkpoint(os.path.join(directory, "backup")) is not None)
 
 
 class RunCheckpoint:
@@ -65,18 +80,28 @@ class RunCheckpoint:
                            "restored (move the directory away to start over): "
                            + "; ".join(problems))
 
-    def restore_position(self, steps_per_epoch: int) -> tuple[int, int]:
+    def restore_position(self, steps_per_epoch: int,
+                         saved_steps_per_epoch: int | None = None) -> tuple[int, int]:
         """Restores the newest state, epoch checkpoint or mid-epoch backup.
 
         Returns (epoch, step within it) to continue from; (0, 0) for a new run.
         A backup is used when it is further on than the newest epoch checkpoint.
+        ``saved_steps_per_epoch``: the steps per epoch the checkpoints were written
+        with, when this run's differ (a changed batch size); backups count optimizer
+        steps of those epochs, and a mid-epoch one cannot be continued then.
         """
         epoch = self.restore_latest()
         backup = tf.train.latest_checkpoint(os.path.join(self.restore_from, "backup"))
         if backup is None:
             return epoch, 0
+        saved = saved_steps_per_epoch or steps_per_epoch
         done = int(backup.rsplit("-", 1)[1])  # the optimizer step it was taken at
-        if done <= epoch * steps_per_epoch:
+        if done <= epoch * saved:
+            return epoch, 0
+        if saved != steps_per_epoch:
+            print(f"{backup} was taken at step {done % saved} of epoch {done // saved + 1} of "
+                  f"{saved} steps; this run has {steps_per_epoch} steps per epoch, so it "
+                  f"continues from the end of epoch {epoch} instead", flush=True)
             return epoch, 0
         if self._restore(backup, "using the epoch checkpoint"):
             return self.restore_latest(), 0
@@ -87,13 +112,30 @@ class RunCheckpoint:
         with what happens instead, and returns the reason."""
         try:
             self.checkpoint.restore(path).assert_existing_objects_matched()
+        except ValueError as e:
+            mismatch = _SHAPE_MISMATCH.search(str(e))
+            if mismatch is None:
+                return self._unreadable(path, fallback, e)
+            saved, wanted, name = mismatch.group(1), mismatch.group(2), mismatch.group(3)
+            hint = (" (a memory bank has one row per training example: the checkpoint's run "
+                    "had another number of training examples, or another embedding_dim)"
+                    if "bank" in name else "")
+            raise CheckpointMismatch(
+                f"{path}: variable {name} has shape {saved} in the checkpoint but {wanted} in "
+                f"this run{hint}. The checkpoint is readable: it was written for another "
+                "config or dataset. Resume with the run's config and data, or train in a new "
+                "--workdir.") from e
         except _UNREADABLE as e:
-            reason = str(e).strip().splitlines()[0][:300]
-            print(f"{path} cannot be restored ({type(e).__name__}: {reason}); {fallback}",
-                  flush=True)
-            return reason
+            return self._unreadable(path, fallback, e)
         self.restored = path
         return None
+
+    @staticmethod
+    def _unreadable(path: str, fallback: str, e: Exception) -> str:
+        reason = str(e).strip().splitlines()[0][:300]
+        print(f"{path} cannot be restored ({type(e).__name__}: {reason}); {fallback}",
+              flush=True)
+        return reason
 
     def save_backup(self, step: int) -> str:
         return self.backup_manager.save(checkpoint_number=step)

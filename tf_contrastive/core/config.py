@@ -21,6 +21,12 @@ KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet", "multiview", "audio")
 KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
 KNOWN_SCHEDULES = ("cosine", "step", "constant")
 KNOWN_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+KNOWN_OPTIMIZERS = ("sgd", "adamw", "adam")
+# Facts of a run kept in its fingerprint (core/fingerprint.py) beside the config keys.
+RUN_FACTS = ("run.num_train", "run.train_shards", "run.train_digest", "run.image_shape",
+             "run.num_classes", "run.steps_per_epoch", "run.replicas")
+# The channels each channel split of cmc.views needs.
+CMC_VIEW_CHANNELS = {"lab": 3, "ycbcr": 3, "intensity_gradient": 1}
 
 
 class ConfigError(ValueError):
@@ -188,6 +194,9 @@ def base_config() -> ml_collections.ConfigDict:
     # mid-epoch continues from the last backup instead of repeating the epoch.
     c.train.backup_every_steps = 0
     c.train.export = True
+    # Keys (e.g. "train.epochs", "run.steps_per_epoch") whose change a resume may accept;
+    # any other difference from the run's fingerprint stops the resume (core/fingerprint.py).
+    c.train.allow_changes = ()
 
     c.eval = ml_collections.ConfigDict()
     c.eval.knn_k = 200
@@ -221,9 +230,21 @@ def _fail(key: str, msg: str) -> None:
     raise ConfigError(f"config.{key}: {msg}")
 
 
+def _flat_keys(d: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in d.items():
+        keys += (_flat_keys(value, f"{prefix}{key}.") if isinstance(value, dict)
+                 else [f"{prefix}{key}"])
+    return keys
+
+
 def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
-             num_replicas: int = 1) -> None:
-    """Checks ranges and cross-field constraints; raises ConfigError naming the key."""
+             num_replicas: int = 1, image_channels: int | None = None) -> None:
+    """Checks ranges and cross-field constraints; raises ConfigError naming the key.
+
+    ``image_channels``: the training images' channel count when known (the channel
+    splits of cmc.views need a fitting count).
+    """
     if cfg.method not in KNOWN_METHODS:
         _fail("method", f"{cfg.method!r} is not one of {KNOWN_METHODS}")
     if cfg.dataset.name not in KNOWN_DATASETS:
@@ -287,10 +308,24 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("train.backup_every_steps", f"must be >= 0, got {cfg.train.backup_every_steps}")
     if cfg.train.steps_per_epoch < 0:
         _fail("train.steps_per_epoch", f"must be >= 0, got {cfg.train.steps_per_epoch}")
+    if cfg.optimizer.name not in KNOWN_OPTIMIZERS:
+        _fail("optimizer.name", f"{cfg.optimizer.name!r} is not one of {KNOWN_OPTIMIZERS}")
+    if not 0 <= cfg.optimizer.momentum < 1:
+        _fail("optimizer.momentum", f"must be in [0, 1), got {cfg.optimizer.momentum}")
     if cfg.optimizer.learning_rate <= 0:
         _fail("optimizer.learning_rate", f"must be > 0, got {cfg.optimizer.learning_rate}")
     if cfg.optimizer.weight_decay < 0:
         _fail("optimizer.weight_decay", f"must be >= 0, got {cfg.optimizer.weight_decay}")
+    if cfg.eval.batch_size < 1:
+        _fail("eval.batch_size", f"must be >= 1, got {cfg.eval.batch_size}")
+    if cfg.eval.batch_size % num_replicas:
+        _fail("eval.batch_size",
+              f"{cfg.eval.batch_size} is not divisible by the {num_replicas} replicas")
+    known = set(_flat_keys(base_config().to_dict())) | set(RUN_FACTS)
+    for key in cfg.train.allow_changes:
+        if not isinstance(key, str) or key not in known:
+            _fail("train.allow_changes", f"{key!r} is not a config key (e.g. 'train.epochs') "
+                  f"nor one of the run facts {RUN_FACTS}")
     if cfg.eval.knn_k < 1:
         _fail("eval.knn_k", f"must be >= 1, got {cfg.eval.knn_k}")
     if cfg.eval.knn_sigma <= 0:
@@ -319,6 +354,14 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("cmc.temperature", f"must be > 0, got {m.temperature}")
     if not 0 <= m.momentum < 1:
         _fail("cmc.momentum", f"must be in [0, 1), got {m.momentum}")
+    if not 0 <= m.z_momentum < 1:
+        _fail("cmc.z_momentum", f"must be in [0, 1), got {m.z_momentum}")
+    if (cfg.method == "cmc" and cfg.dataset.name != "multiview" and image_channels is not None
+            and image_channels != CMC_VIEW_CHANNELS[m.views]):
+        fits = [v for v, c in CMC_VIEW_CHANNELS.items() if c == image_channels]
+        _fail("cmc.views", f"{m.views!r} splits {CMC_VIEW_CHANNELS[m.views]}-channel images, "
+              f"the {cfg.dataset.name} images have {image_channels} channel(s)"
+              + (f"; use one of {tuple(fits)}" if fits else ""))
     p = cfg.cpc
     if p.negatives not in ("all", "same_sequence", "other_sequences"):
         _fail("cpc.negatives", f"{p.negatives!r} is not one of "

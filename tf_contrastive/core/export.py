@@ -75,9 +75,18 @@ def export_audio_encoder(embedding: keras.Model, g_enc: keras.Model, g_ar: keras
     return _write(archive, export_root)
 
 
+def next_version(export_root: str) -> int:
+    """The version folder name for a new export: the unix time, or one more than the
+    newest existing version if that is not older (two exports in one second, or a
+    clock set back). Always an integer: TensorFlow Serving ignores other folder names.
+    """
+    existing = [int(n.rstrip("/")) for n in (tf.io.gfile.listdir(export_root)
+                                             if tf.io.gfile.isdir(export_root) else [])
+                if n.rstrip("/").isdigit()]
+    return max([int(time.time()), *(v + 1 for v in existing)])
+
+
 def _write(archive: keras.export.ExportArchive, export_root: str) -> str:
-    path = os.path.join(export_root, str(int(time.time())))
-    while tf.io.gfile.exists(path):  # Two exports in one second.
-        path += "_1"
+    path = os.path.join(export_root, str(next_version(export_root)))
     archive.write_out(path, verbose=False)
     return path
