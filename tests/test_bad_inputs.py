@@ -19,9 +19,18 @@ DATA_ROWS = [
         rf"ValueError: {DIR}/header/train-00000-of-00001: corrupt or truncated TFRecord after "
         r"1 records \(corrupted record at \d+\)$",
     ),
-    # The crop decodes around the damage: only the full check (skipping on) finds it.
-    ("JPEG with a corrupt body (header intact)", r"accepted: 4 images read$"),
+    # The full check (dataset.check_jpegs, on by default) finds it; without it the crop
+    # decodes around the damage.
+    (
+        "JPEG with a corrupt body (header intact)",
+        rf"InvalidArgumentError: assertion failed: \[bad TFRecord data:\] \[{DIR}/body/"
+        r"train-00000-of-00001: record 2 rejected \(payload does not decode\)\]",
+    ),
     ("same, `--config.dataset.skip_bad_records=True`", r"accepted: 3 images read$"),
+    (
+        "same, `--config.dataset.check_jpegs=False` (libjpeg decodes around the damage)",
+        r"accepted: 4 images read$",
+    ),
     (
         "record without `image/encoded`",
         rf"InvalidArgumentError: assertion failed: \[bad ImageNet record:\] \[{DIR}/missing/"
@@ -117,3 +126,11 @@ def test_every_data_row(tmp_path):
 @pytest.mark.slow  # four runs of the training binary, ~10 s each on 2 cores
 def test_every_config_and_flag_row():
     _check(bad_inputs.config_rows(), CONFIG_ROWS)
+
+
+def test_the_readme_table_lists_every_row_in_order():
+    """The README's "Bad input" table is the tool's output: same rows, same order."""
+    readme = open(bad_inputs.__file__.replace("tools/bad_inputs.py", "README.md")).read()
+    table = readme[readme.index("| bad input | what the user sees |") :].split("\n\n")[0]
+    rows = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]]
+    assert rows == [what for what, _ in DATA_ROWS + CONFIG_ROWS]

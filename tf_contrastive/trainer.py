@@ -172,8 +172,19 @@ def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = Fal
 
     ``callbacks``: extra Keras callbacks, called before the epoch's checkpoint
     is written. Returns the results dict (also written to ``results.json``),
-    and the trained model too with ``return_model=True``.
+    and the trained model too with ``return_model=True``. A JPEG that fails to
+    decode mid-run is named (shard and record) by re-reading the shards.
     """
+    try:
+        return _run(cfg, workdir, verbose, return_model, callbacks)
+    except tf.errors.InvalidArgumentError as error:
+        named = pipeline.name_undecodable(cfg, error)
+        if named is None:
+            raise
+        raise ValueError(named) from error
+
+
+def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
     extra_callbacks = list(callbacks)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:

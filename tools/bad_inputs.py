@@ -79,10 +79,11 @@ def _imagenet_cfg(d: str):
     return cfg
 
 
-def _read_all(d: str, skip=False) -> str:
+def _read_all(d: str, skip=False, check_jpegs=True) -> str:
     pipeline._imagenet_index.cache_clear()
     cfg = _imagenet_cfg(d)
     cfg.dataset.skip_bad_records = skip
+    cfg.dataset.check_jpegs = check_jpegs
     n = sum(int(b["image"].shape[0])
             for b in pipeline.build_dataset(cfg, split="train", training=False))
     return f"{n} images read"
@@ -147,6 +148,8 @@ def data_rows(tmp: str) -> list[tuple[str, str]]:
     rows.append(("JPEG with a corrupt body (header intact)", _outcome(lambda: _read_all(d))))
     rows.append(("same, `--config.dataset.skip_bad_records=True`",
                  _outcome(lambda: _read_all(d, skip=True))))
+    rows.append(("same, `--config.dataset.check_jpegs=False` (libjpeg decodes around the "
+                 "damage)", _outcome(lambda: _read_all(d, check_jpegs=False))))
 
     d = os.path.join(tmp, "missing")
     _write_shards(d, good[:2] + [_example(None, 2)] + good[3:])

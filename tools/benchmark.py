@@ -4,7 +4,7 @@
     python -m tools.benchmark --what=train_step --config=configs/cpc_audio_espeak.py \
         --config.dataset.data_dir=data/espeak8_tfrecords
     python -m tools.benchmark --what=input --jpeg_records=512 --image_size=224
-    python -m tools.benchmark --what=input --skip_bad_records   # vs the JPEG body check
+    python -m tools.benchmark --what=input --check_jpegs   # with and without the JPEG body check
     python -m tools.benchmark --what=count --count_records=100000
     python -m tools.benchmark --what=nce_bank
     python -m tools.benchmark --what=knn --knn_queries=10000
@@ -14,8 +14,8 @@
   batches already in memory, for per-sample and shared negatives.
 * ``input``: images/s of the ImageNet TFRecord training pipeline (decode and
   crop on the encoded JPEG, flip, colour jitter) on synthetic ImageNet-size JPEGs;
-  ``--skip_bad_records`` alternates it with the full JPEG decode check that
-  skipping runs.
+  ``--check_jpegs`` alternates it with and without the full JPEG decode check
+  (``dataset.check_jpegs``, on by default).
 * ``count``: seconds to count ``--count_records`` small records in 16 shards
   from the frame headers (what the readers do) against reading every record
   through ``tf.data`` in Python (what they did before).
@@ -63,8 +63,8 @@ flags.DEFINE_enum("what", "all", ["all", "train_step", "input", "count", "nce_ba
                   "Benchmark (tf_worker: the TF side of torch_step/torch_input, driven "
                   "over stdin by the parent).")
 flags.DEFINE_integer("count_records", 100_000, "Records for the count benchmark.")
-flags.DEFINE_bool("skip_bad_records", False,
-                  "Input benchmark: alternate dataset.skip_bad_records off and on.")
+flags.DEFINE_bool("check_jpegs", False,
+                  "Input benchmark: alternate dataset.check_jpegs off and on.")
 flags.DEFINE_integer("knn_queries", 10_000, "Queries for the knn benchmark.")
 flags.DEFINE_integer("steps", 20, "Timed steps (after warm-up).")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, autotuning).")
@@ -167,8 +167,8 @@ def _synthetic_jpeg(rng: np.random.Generator, h: int, w: int) -> bytes:
 
 def bench_input(n_records: int, image_size: int, batch: int, steps: int, warmup: int,
                 check: bool = False, rounds: int = 3) -> None:
-    """With ``check``, rounds alternate skip_bad_records off and on (the JPEG body
-    check) in one process, so both see the same machine load."""
+    """With ``check``, rounds alternate dataset.check_jpegs off and on (the JPEG body
+    check) in one process, so both see the same machine load; else the default (on)."""
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as d:
         shards = 8
@@ -189,23 +189,23 @@ def bench_input(n_records: int, image_size: int, batch: int, steps: int, warmup:
         cfg.dataset.image_size = image_size
         cfg.train.batch_size = batch
         total = pipeline.describe(cfg.dataset).num_train
-        settings = [False, True] * rounds if check else [False]
+        settings = [False, True] * rounds if check else [True]
         rates = {False: [], True: []}
-        for skip_bad in settings:
-            cfg.dataset.skip_bad_records = skip_bad
+        for check_on in settings:
+            cfg.dataset.check_jpegs = check_on
             it = iter(pipeline.build_dataset(cfg))
             for _ in range(warmup):
                 next(it)
             t0 = time.perf_counter()
             for _ in range(steps):
                 next(it)["image"].numpy()
-            rates[skip_bad].append(steps * batch / (time.perf_counter() - t0))
+            rates[check_on].append(steps * batch / (time.perf_counter() - t0))
             del it
-        for skip_bad in (False, True) if check else (False,):
-            r = rates[skip_bad]
+        for check_on in (False, True) if check else (True,):
+            r = rates[check_on]
             print(f"input imagenet-tfrecord records={total} mean_jpeg_kb="
                   f"{np.mean(sizes) / 1024:.0f} crop={image_size} batch={batch} views=1 "
-                  f"skip_bad_records={skip_bad}: {np.median(r):.0f} images/s (median of "
+                  f"check_jpegs={check_on}: {np.median(r):.0f} images/s (median of "
                   f"{' '.join(f'{x:.0f}' for x in r)}) [{_conditions()}]", flush=True)
 
 
@@ -722,7 +722,7 @@ def main(argv):
         bench_train_step(cfg, FLAGS.steps, FLAGS.warmup)
     if FLAGS.what in ("all", "input"):
         bench_input(FLAGS.jpeg_records, FLAGS.image_size, FLAGS.batch_size, FLAGS.steps,
-                    FLAGS.warmup, FLAGS.skip_bad_records)
+                    FLAGS.warmup, FLAGS.check_jpegs)
     if FLAGS.what in ("all", "count"):
         bench_count(FLAGS.count_records)
     if FLAGS.what in ("all", "nce_bank"):

@@ -189,3 +189,59 @@ def test_ids_outside_the_bank_are_an_error_naming_the_record(shards):
         r"bank rows \[0, 11\)",
     ):
         list(ds)
+
+
+def test_corrupt_jpeg_body_stops_training_naming_the_record(shards, tmp_path):
+    """Without skipping, the default full-decode check (dataset.check_jpegs) stops the
+    run naming the record, where the crop alone would train on a garbage image."""
+    from tf_contrastive import trainer
+
+    data = _copy(shards, str(tmp_path / "d"))
+    shard = "train-00001-of-00003"
+    rec = tf.train.Example.FromString(
+        next(iter(tf.data.TFRecordDataset(os.path.join(data, shard)))).numpy()
+    )
+    bad = _corrupt_body(rec.features.feature["image/encoded"].bytes_list.value[0])
+    _rewrite_record(tmp_path / "d", shard, 0, encoded=bad)
+    pipeline._imagenet_index.cache_clear()
+    cfg = _cfg(data)
+    cfg.model.width = 4
+    cfg.train.epochs = 1
+    cfg.train.export = False
+    cfg.eval.knn_at_init = False
+    cfg.eval.projector_examples = 0
+    cfg.instdisc.num_negatives = 4
+    cfg.instdisc.warm_start = False
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"{shard}: record 0 rejected \(payload does not decode\)"):
+        trainer.run(cfg, str(tmp_path / "run"), verbose=0)
+
+
+def test_jpeg_failing_in_the_crop_is_named_by_a_rescan(shards, tmp_path):
+    """With dataset.check_jpegs=False a JPEG that fails in the crop names no record;
+    the trainer's re-scan of the shards names it."""
+    data = _copy(shards, str(tmp_path / "d"))
+    shard = "train-00001-of-00003"
+    rec = tf.train.Example.FromString(
+        next(iter(tf.data.TFRecordDataset(os.path.join(data, shard)))).numpy()
+    )
+    good = rec.features.feature["image/encoded"].bytes_list.value[0]
+    # A header announcing far more scan data than the body holds: the crop fails.
+    sos = good.index(b"\xff\xda")
+    bad = good[: sos + 12]
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.image.decode_and_crop_jpeg(bad, [0, 0, 8, 8])
+    _rewrite_record(tmp_path / "d", shard, 0, encoded=bad)
+    pipeline._imagenet_index.cache_clear()
+    cfg = _cfg(data, check_jpegs=False)
+    error = None
+    try:
+        for _ in pipeline.build_dataset(cfg, view_kind="single"):
+            pass
+    except tf.errors.InvalidArgumentError as e:
+        error = e
+    assert error is not None and shard not in error.message  # the crop names nothing
+    named = pipeline.name_undecodable(cfg, error)
+    assert named == (f"a JPEG did not decode: {os.path.join(data, shard)}: record 0 rejected "
+                     "(payload does not decode) (set --config.dataset.skip_bad_records=True "
+                     "to skip such records)")

@@ -78,6 +78,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.dataset.eval_limit = 0
     # Skip undecodable records (logged with their file) instead of failing.
     c.dataset.skip_bad_records = False
+    # ImageNet-schema records: decode every JPEG in full (at 1/8 scale) as it is read, so
+    # one with an intact header and a corrupt body is named (or skipped) instead of being
+    # cropped into a garbage image. Off saves that decode (cost in WORKSPACE.md); a JPEG
+    # that then fails in the crop is still named, by a re-scan of the shards.
+    c.dataset.check_jpegs = True
     c.dataset.shuffle_buffer = 10_000
     # Audio TFRecords (dataset.name = "audio", tools/build_audio_tfrecords.py): the
     # training crop in samples (20480 = 1.28 s at 16 kHz = 128 frames of 10 ms).

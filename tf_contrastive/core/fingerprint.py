@@ -29,6 +29,7 @@ VERSION = 1
 UNCHECKED = (
     "tpu_address",
     "dataset.threads",
+    "dataset.check_jpegs",
     "dataset.data_service",
     "dataset.eval_limit",
     "train.log_every_steps",

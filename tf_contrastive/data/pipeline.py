@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -360,14 +361,55 @@ def _record_reader(cfg, num_ids: int, count: bool):
     """(path, first id, records) -> that shard's (serialized, id, position, path); a
     record that cannot be read or decoded is named, and skipped if configured."""
     skip_bad = cfg.dataset.skip_bad_records
-    # The full JPEG decode check runs only when skipping: it costs a decode per
-    # record (figures in WORKSPACE.md); without skipping a bad body fails in the crop.
-    check = imagenet.jpeg_check if skip_bad and cfg.dataset.name == "imagenet" else None
+    # The full JPEG decode check costs a reduced-size decode per record (figures in
+    # WORKSPACE.md); skipping needs it, and dataset.check_jpegs=False turns it off
+    # otherwise (a bad body is then cropped around or fails in the crop).
+    check = (imagenet.jpeg_check
+             if (skip_bad or cfg.dataset.check_jpegs) and cfg.dataset.name == "imagenet"
+             else None)
     adder = _skip_adder(cfg, count)
 
     def read(path, offset, n):
         return records.read_shard(path, offset, n, skip_bad, check, adder, num_ids)
     return read
+
+
+def name_undecodable(cfg, error: Exception) -> str | None:
+    """What a JPEG decode error raised mid-run was: the shards and records that do not
+    decode, found by re-reading the training and validation shards with the full decode
+    check (``imagenet.jpeg_check``); None when ``error`` is no JPEG decode error of
+    ImageNet-schema data, or the scan finds nothing.
+
+    With ``dataset.check_jpegs=False`` (and no skipping) the check does not run as
+    records are read, so a JPEG with an intact header and a corrupt body fails only in
+    the crop, where the record is no longer known. Re-reading costs one reduced-size
+    decode per record, paid only on this error path.
+    """
+    text = str(error)
+    if (cfg.dataset.name != "imagenet" or "jpeg" not in text.lower()
+            or "bad TFRecord data:" in text):  # the last: the check has named it already
+        return None
+    found = []
+    for split in ("train", "validation"):
+        if split == "validation" and not _has_split(cfg.dataset.data_dir, split):
+            continue
+        files, offsets, total = _imagenet_index(cfg.dataset.data_dir, split,
+                                                cfg.dataset.skip_bad_records)
+        counts = [b - a for a, b in zip(offsets, offsets[1:] + [total], strict=True)]
+        # Shards one by one: read_shard's error names the first bad record of a shard.
+        for path, first, n in zip(files, offsets, counts, strict=True):
+            ds = records.read_shard(tf.constant(path), tf.constant(first, tf.int64),
+                                    tf.constant(n, tf.int64), False, imagenet.jpeg_check)
+            try:
+                for _ in ds.batch(256).prefetch(2):
+                    pass
+            except tf.errors.InvalidArgumentError as scan_error:
+                named = re.search(r"bad TFRecord data:\]? \[?([^\]\n]*)", scan_error.message)
+                found.append(named.group(1) if named else f"{path}: {scan_error.message}")
+    if not found:
+        return None
+    return ("a JPEG did not decode: " + "; ".join(found)
+            + " (set --config.dataset.skip_bad_records=True to skip such records)")
 
 
 def _imagenet_records(cfg, split, ctx, epoch=None):
