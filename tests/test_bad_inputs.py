@@ -49,8 +49,8 @@ DATA_ROWS = [
     ),
     (
         "id -1 reaching the memory bank",
-        r"InvalidArgumentError: .*memory bank update: id -1 \(position 1 of the gathered batch\) "
-        r"is outside the rows \[0, 4\)",
+        r"InvalidArgumentError: memory bank update: id -1 at position 1 of the gathered batch "
+        r"is outside the rows \[0, 4\)$",
     ),
     ("6x9 px JPEGs, 32 px crops", r"accepted: 4 images read$"),
     (

@@ -78,8 +78,8 @@ def test_update_with_an_id_outside_the_bank_is_an_error_naming_it():
         ids = tf.constant([3, 4, 5])
         ids = tf.tensor_scatter_nd_update(ids, [[at]], [bad])
         with pytest.raises(tf.errors.InvalidArgumentError,
-                           match=rf"id {bad} \(position {at} of the gathered batch\) is "
-                           r"outside the rows \[0, 10\)"):
+                           match=rf"id\] \[{bad}\] \[at position\] \[{at}\] \[of the "
+                           r"gathered batch is outside the rows \[0, 10\)"):
             step(ids)
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside the rows \[0, 10\)"):
             bank.update(ids, feats, momentum=0.0)  # eagerly, and without the gather

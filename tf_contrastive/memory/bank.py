@@ -76,14 +76,22 @@ class MemoryBank(keras.layers.Layer):
     def _check_ids(self, ids: tf.Tensor) -> tf.Operation:
         """Fails naming the first id outside [0, N): a last guard before the scatter (the
         input pipeline checks each record's id where the record is still known). Not
-        enforced under XLA, which compiles asserts away."""
+        enforced under XLA, which compiles asserts away (the train binary's smoke test runs
+        with XLA on)."""
         bad = tf.logical_or(ids < 0, ids >= self.num_instances)
         first = tf.argmax(tf.cast(bad, tf.int32))
+        outside = f"of the gathered batch is outside the rows [0, {self.num_instances})"
+        if tf.executing_eagerly():
+            if bool(tf.reduce_any(bad)):
+                raise tf.errors.InvalidArgumentError(
+                    None, None, f"memory bank update: id {int(tf.gather(ids, first))} at "
+                    f"position {int(first)} {outside}")
+            return tf.no_op()
+        # Tensors as Assert data, not a formatted string: XLA has no string kernels
+        # (AsString), but compiles an Assert with numeric data away.
         return tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(bad)),
-            [tf.strings.join(["memory bank update: id ", tf.strings.as_string(tf.gather(ids, first)),
-                              " (position ", tf.strings.as_string(first), " of the gathered "
-                              f"batch) is outside the rows [0, {self.num_instances})"])])
+            ["memory bank update: id", tf.gather(ids, first), "at position", first, outside])
 
     def update(self, ids: tf.Tensor, feats: tf.Tensor, momentum: float,
                labels: tf.Tensor | None = None) -> None:
