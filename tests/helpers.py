@@ -32,8 +32,9 @@ def smoke_cfg(name: str = "smoke_instdisc_digits"):
     return module.get_config()
 
 
-def write_jpeg_folder(root: str, train_per_class=(5, 4, 3), val_per_class: int = 2,
-                      seed: int = 0) -> None:
+def write_jpeg_folder(
+    root: str, train_per_class=(5, 4, 3), val_per_class: int = 2, seed: int = 0
+) -> None:
     """An ImageFolder tree (``train/``, ``val/``, one folder per synset) of real JPEGs."""
     rng = np.random.default_rng(seed)
     for split, counts in (("train", train_per_class), ("val", [val_per_class] * len(SYNSETS))):
@@ -47,16 +48,22 @@ def write_jpeg_folder(root: str, train_per_class=(5, 4, 3), val_per_class: int =
                     f.write(tf.io.encode_jpeg(image, quality=90).numpy())
 
 
-def make_audio_records(corpus: str, out: str, num_speakers: int = 3,
-                       utterances_per_speaker: int = 4) -> str:
+def make_audio_records(
+    corpus: str, out: str, num_speakers: int = 3, utterances_per_speaker: int = 4
+) -> str:
     """espeak-ng speech converted to audio TFRecords, with a phone label per 10 ms frame."""
     import soundfile as sf
 
     from tools.build_audio_tfrecords import convert
     from tools.make_espeak_corpus import synthesise
 
-    paths = synthesise(corpus, num_speakers=num_speakers,
-                       utterances_per_speaker=utterances_per_speaker, seed=1, num_threads=2)
+    paths = synthesise(
+        corpus,
+        num_speakers=num_speakers,
+        utterances_per_speaker=utterances_per_speaker,
+        seed=1,
+        num_threads=2,
+    )
     lines = []
     for path in paths:
         uid = os.path.splitext(os.path.basename(path))[0]
@@ -65,8 +72,15 @@ def make_audio_records(corpus: str, out: str, num_speakers: int = 3,
     align = os.path.join(corpus, "phones.txt")
     with open(align, "w") as f:
         f.write("\n".join(lines) + "\n")
-    convert(corpus, out, train_shards=2, validation_shards=1, validation_fraction=0.25,
-            alignment=align, num_threads=2)
+    convert(
+        corpus,
+        out,
+        train_shards=2,
+        validation_shards=1,
+        validation_fraction=0.25,
+        alignment=align,
+        num_threads=2,
+    )
     return out
 
 
@@ -120,11 +134,16 @@ def train_in_subprocess(jobs: list[dict], logical_cpus: int = 2) -> str:
     many replicas (every job sees the same devices, whatever its strategy).
     """
     assert all("kill_at" not in job for job in jobs[:-1]), "only the last job can be killed"
-    proc = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(jobs), str(logical_cpus)],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, json.dumps(jobs), str(logical_cpus)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     expected = -signal.SIGKILL if jobs[-1].get("kill_at") else 0
-    assert proc.returncode == expected, (proc.returncode, proc.stdout[-1000:],
-                                         proc.stderr[-3000:])
+    assert proc.returncode == expected, (proc.returncode, proc.stdout[-1000:], proc.stderr[-3000:])
     return proc.stdout
 
 
@@ -136,8 +155,11 @@ def checkpoint_values(workdir: str, prefix: str | None = None) -> dict[str, np.n
     before), not state.
     """
     reader = tf.train.load_checkpoint(prefix or os.path.join(workdir, "checkpoints"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if "save_counter" not in name and name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if "save_counter" not in name and name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
 
 
 def assert_bit_identical(got: dict, expected: dict) -> None:
@@ -149,5 +171,11 @@ def assert_bit_identical(got: dict, expected: dict) -> None:
 
 def run_module(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m <args>`` from the repository root."""
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          env=ENV, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=timeout,
+    )

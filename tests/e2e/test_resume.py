@@ -18,8 +18,11 @@ from tests.helpers import assert_bit_identical, checkpoint_values, train_in_subp
 @pytest.mark.parametrize("name", ["cmc_tfrecords", "invaspread", "cpc_audio", "mirrored"])
 def test_sigkill_mid_epoch_then_rerun_is_bit_identical(name, run_specs, smoke_runs, tmp_path):
     config, overrides = run_specs[name]
-    job = {"config": config, "workdir": str(tmp_path / "killed"),
-           "overrides": {**overrides, "train.export": False}}
+    job = {
+        "config": config,
+        "workdir": str(tmp_path / "killed"),
+        "overrides": {**overrides, "train.export": False},
+    }
     train_in_subprocess([{**job, "kill_at": (1, 0)}])
     checkpoints = os.path.join(job["workdir"], "checkpoints")
     assert os.path.exists(os.path.join(checkpoints, "ckpt-1.index"))
@@ -29,5 +32,6 @@ def test_sigkill_mid_epoch_then_rerun_is_bit_identical(name, run_specs, smoke_ru
     replicas = 2 if name == "mirrored" else 1
     assert f"{job['workdir']}: {replicas} replicas in sync" in out
     # Same data order, augmentations, noise ids and kernels: every variable bit for bit.
-    assert_bit_identical(checkpoint_values(job["workdir"]),
-                         checkpoint_values(smoke_runs[name]["workdir"]))
+    assert_bit_identical(
+        checkpoint_values(job["workdir"]), checkpoint_values(smoke_runs[name]["workdir"])
+    )
