@@ -71,8 +71,8 @@ def run_specs(imagenet_records, audio_records):
 
 @pytest.fixture(scope="session")
 def smoke_runs(run_specs, tmp_path_factory):
-    """name -> {"workdir", "results", "stdout"}: every run of ``run_specs`` to its end (with
-    an export), in one process with two logical CPUs (``mirrored`` has 2 replicas)."""
+    """name -> {"workdir", "results", "stdout"}: every run of ``run_specs`` to its end (with an
+    export, but CPC audio's), in one process with two logical CPUs (``mirrored``: 2 replicas)."""
     root = tmp_path_factory.mktemp("smoke_runs")
     jobs = [
         {
