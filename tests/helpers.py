@@ -86,6 +86,7 @@ def make_audio_records(
 
 _RUNNER = textwrap.dedent("""
     import json, os, signal, sys, time
+    import tf_contrastive  # first, as in the binaries: before TensorFlow is imported
     from tests.helpers import smoke_cfg
 
     jobs, logical_cpus = json.loads(sys.argv[1]), int(sys.argv[2])
