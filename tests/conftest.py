@@ -25,3 +25,12 @@ def mirrored():
     abort each other's all-gathers, so tests share this one.
     """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
+def audio_records(tmp_path_factory):
+    """Audio TFRecords of 3 espeak-ng speakers x 4 utterances, phone-labelled (shared)."""
+    from tests.helpers import make_audio_records
+
+    return make_audio_records(str(tmp_path_factory.mktemp("corpus")),
+                              str(tmp_path_factory.mktemp("audio_records")))

@@ -12,29 +12,6 @@ import tensorflow as tf
 
 from tests.test_train_e2e import ROOT, _smoke_cfg
 from tf_contrastive import trainer
-from tools.build_audio_tfrecords import convert
-from tools.make_espeak_corpus import synthesise
-
-
-@pytest.fixture(scope="module")
-def audio_records(tmp_path_factory):
-    """3 espeak speakers x 4 utterances with a phone label per 10 ms frame."""
-    corpus = str(tmp_path_factory.mktemp("corpus"))
-    out = str(tmp_path_factory.mktemp("records"))
-    paths = synthesise(corpus, num_speakers=3, utterances_per_speaker=4, seed=1, num_threads=2)
-    import soundfile as sf
-
-    lines = []
-    for path in paths:
-        uid = os.path.splitext(os.path.basename(path))[0]
-        frames = -(-sf.info(path).frames // 160)
-        lines.append(" ".join([uid] + [str(k % 5) for k in range(frames)]))
-    align = os.path.join(corpus, "phones.txt")
-    with open(align, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    convert(corpus, out, train_shards=2, validation_shards=1, validation_fraction=0.25,
-            alignment=align, num_threads=2)
-    return out
 
 
 @pytest.fixture(scope="module")

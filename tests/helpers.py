@@ -1,0 +1,182 @@
+"""Shared test helpers: smoke configs, test data written for real, training subprocesses.
+
+The training runner is the training binary's ``trainer.run`` in a fresh process,
+optionally with two logical CPUs (so ``config.strategy=mirrored`` has two
+replicas, as on a two-GPU machine) and a SIGKILL from inside the run at a fixed
+epoch and step: a real kill at a known point, never a race.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+SYNSETS = ("n01440764", "n01443537", "n01484850")
+
+
+def smoke_cfg(name: str = "smoke_instdisc_digits"):
+    """The ConfigDict of ``configs/<name>.py``."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def write_jpeg_folder(
+    root: str, train_per_class=(5, 4, 3), val_per_class: int = 2, seed: int = 0
+) -> None:
+    """An ImageFolder tree (``train/``, ``val/``, one folder per synset) of real JPEGs."""
+    rng = np.random.default_rng(seed)
+    for split, counts in (("train", train_per_class), ("val", [val_per_class] * len(SYNSETS))):
+        for synset, n in zip(SYNSETS, counts, strict=True):
+            folder = os.path.join(root, split, synset)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(n):
+                h, w = rng.integers(24, 60, size=2)
+                image = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+                with open(os.path.join(folder, f"{synset}_{i}.JPEG"), "wb") as f:
+                    f.write(tf.io.encode_jpeg(image, quality=90).numpy())
+
+
+def make_audio_records(
+    corpus: str, out: str, num_speakers: int = 3, utterances_per_speaker: int = 4
+) -> str:
+    """espeak-ng speech converted to audio TFRecords, with a phone label per 10 ms frame."""
+    import soundfile as sf
+
+    from tools.build_audio_tfrecords import convert
+    from tools.make_espeak_corpus import synthesise
+
+    paths = synthesise(
+        corpus,
+        num_speakers=num_speakers,
+        utterances_per_speaker=utterances_per_speaker,
+        seed=1,
+        num_threads=2,
+    )
+    lines = []
+    for path in paths:
+        uid = os.path.splitext(os.path.basename(path))[0]
+        frames = -(-sf.info(path).frames // 160)
+        lines.append(" ".join([uid] + [str(k % 5) for k in range(frames)]))
+    align = os.path.join(corpus, "phones.txt")
+    with open(align, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    convert(
+        corpus,
+        out,
+        train_shards=2,
+        validation_shards=1,
+        validation_fraction=0.25,
+        alignment=align,
+        num_threads=2,
+    )
+    return out
+
+
+_RUNNER = textwrap.dedent("""
+    import json, os, signal, sys, time
+    import tf_contrastive  # first, as in the binaries: before TensorFlow is imported
+    from tests.helpers import smoke_cfg
+
+    jobs, logical_cpus = json.loads(sys.argv[1]), int(sys.argv[2])
+    import tensorflow as tf
+    if logical_cpus:  # before the runtime starts, as tests/conftest.py does
+        tf.config.set_logical_device_configuration(
+            tf.config.list_physical_devices("CPU")[0],
+            [tf.config.LogicalDeviceConfiguration() for _ in range(logical_cpus)])
+    import keras
+    from tf_contrastive import trainer
+
+
+    class KillAt(keras.callbacks.Callback):
+        def __init__(self, epoch, step):
+            super().__init__()
+            self.at, self.epoch = (epoch, step), None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if (self.epoch, batch) == self.at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+    for job in jobs:
+        t0 = time.perf_counter()
+        cfg = smoke_cfg(job["config"])
+        cfg.update_from_flattened_dict(job["overrides"])
+        kill = [KillAt(*job["kill_at"])] if job.get("kill_at") else []
+        results, model = trainer.run(cfg, job["workdir"], verbose=0, callbacks=kill,
+                                     return_model=True)
+        replicas = model.distribute_strategy.num_replicas_in_sync
+        print(f"{job['workdir']}: {replicas} replicas in sync "
+              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+""")
+
+
+def train_in_subprocess(jobs: list[dict], logical_cpus: int = 2) -> str:
+    """Runs ``trainer.run`` for each job, in order, in one fresh process; returns stdout.
+
+    A job is ``{"config": "smoke_cmc_digits", "workdir": ..., "overrides": {"train.epochs":
+    2, ...}}``, optionally with ``"kill_at": (epoch, step)`` (0-based, last job only):
+    the process SIGKILLs itself after that training step, and the call fails unless it
+    died that way. ``logical_cpus`` splits the CPU so that ``strategy=mirrored`` has that
+    many replicas (every job sees the same devices, whatever its strategy).
+    """
+    assert all("kill_at" not in job for job in jobs[:-1]), "only the last job can be killed"
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, json.dumps(jobs), str(logical_cpus)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    expected = -signal.SIGKILL if jobs[-1].get("kill_at") else 0
+    assert proc.returncode == expected, (proc.returncode, proc.stdout[-1000:], proc.stderr[-3000:])
+    return proc.stdout
+
+
+def checkpoint_values(workdir: str, prefix: str | None = None) -> dict[str, np.ndarray]:
+    """Every variable of the run's latest checkpoint (or ``prefix``), by object path.
+
+    Left out: the save counter, and the object graph, which is metadata holding
+    Keras's auto-generated names (``sgd_1/...`` in a process that built a model
+    before), not state.
+    """
+    reader = tf.train.load_checkpoint(prefix or os.path.join(workdir, "checkpoints"))
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if "save_counter" not in name and name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
+
+
+def assert_bit_identical(got: dict, expected: dict) -> None:
+    """Same variables, every one exactly equal."""
+    assert sorted(got) == sorted(expected)
+    differ = [name for name in got if not np.array_equal(got[name], expected[name])]
+    assert not differ, f"{len(differ)} of {len(got)} variables differ: {differ[:10]}"
+
+
+def run_module(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m <args>`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=timeout,
+    )
