@@ -63,6 +63,8 @@ flags.DEFINE_enum("what", "all", ["all", "train_step", "input", "count", "nce_ba
                   "Benchmark (tf_worker: the TF side of torch_step/torch_input, driven "
                   "over stdin by the parent).")
 flags.DEFINE_integer("count_records", 100_000, "Records for the count benchmark.")
+flags.DEFINE_integer("count_bytes", 0, "Count benchmark: bytes per record (0: 50-150 "
+                     "random bytes; ~110000 is an ImageNet JPEG record).")
 flags.DEFINE_bool("check_jpegs", False,
                   "Input benchmark: alternate dataset.check_jpegs off and on.")
 flags.DEFINE_integer("knn_queries", 10_000, "Queries for the knn benchmark.")
@@ -209,21 +211,22 @@ def bench_input(n_records: int, image_size: int, batch: int, steps: int, warmup:
                   f"{' '.join(f'{x:.0f}' for x in r)}) [{_conditions()}]", flush=True)
 
 
-def bench_count(n_records: int, shards: int = 16) -> None:
+def bench_count(n_records: int, shards: int = 16, record_bytes: int = 0) -> None:
     with tempfile.TemporaryDirectory() as d:
         paths = [os.path.join(d, f"train-{s:05d}-of-{shards:05d}") for s in range(shards)]
         rng = np.random.default_rng(0)
         for s, path in enumerate(paths):
             with tf.io.TFRecordWriter(path) as w:
                 for _ in range(s, n_records, shards):
-                    w.write(rng.bytes(int(rng.integers(50, 150))))
+                    w.write(rng.bytes(record_bytes or int(rng.integers(50, 150))))
         t0 = time.perf_counter()
         before = sum(sum(1 for _ in tf.data.TFRecordDataset(p)) for p in paths)
         t1 = time.perf_counter()
         after = sum(s.records for s in records.scan_shards(paths))
         t2 = time.perf_counter()
         assert before == after == n_records, (before, after, n_records)
-        print(f"count records={n_records} shards={shards} bytes_per_record=50-150: "
+        size = record_bytes or "50-150"
+        print(f"count records={n_records} shards={shards} bytes_per_record={size}: "
               f"tf.data in Python {t1 - t0:.2f} s, frame headers {t2 - t1:.2f} s "
               f"({(t1 - t0) / (t2 - t1):.0f}x) [{_conditions()}]", flush=True)
 
@@ -724,7 +727,7 @@ def main(argv):
         bench_input(FLAGS.jpeg_records, FLAGS.image_size, FLAGS.batch_size, FLAGS.steps,
                     FLAGS.warmup, FLAGS.check_jpegs)
     if FLAGS.what in ("all", "count"):
-        bench_count(FLAGS.count_records)
+        bench_count(FLAGS.count_records, record_bytes=FLAGS.count_bytes)
     if FLAGS.what in ("all", "nce_bank"):
         bench_nce_bank(FLAGS.batch_size, FLAGS.steps, FLAGS.warmup)
     if FLAGS.what in ("all", "knn"):

@@ -43,8 +43,40 @@ class SyncBatchNormalization(layers.BatchNormalization):
         return tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
 
 
+@keras.saving.register_keras_serializable(package="tf_contrastive")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras's batch norm, training through TensorFlow's fused kernel.
+
+    Keras 3 normalises with separate moments and elementwise ops, several passes
+    over the activations forward and backward; ``FusedBatchNormV3`` does it in
+    one kernel each way. Measured: the CIFAR ResNet-18 (width 64, 32x32x3, batch
+    128) trains 1.2x faster (73 -> 89 images/s on 2 cores, WORKSPACE.md). The
+    arithmetic is Keras's: the batch's biased variance normalises and updates the
+    moving variance (the kernel's own running variance is Bessel-corrected, undone
+    here); TensorFlow raises epsilon 1e-5 to 1.001e-5 for the fused kernel (cuDNN's
+    floor), a 1e-8 change to var + eps. Inference, masks, other ranks or dtypes
+    take Keras's path.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        fused = (training and self.trainable and mask is None and len(inputs.shape) == 4
+                 and self.axis in (-1, 3) and inputs.dtype == tf.float32
+                 and self.scale and self.center)
+        if not fused:
+            return super().call(inputs, training=training, mask=mask)
+        y, mean, var = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC",
+            is_training=True)
+        n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
+        var = var * ((n - 1.0) / n)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(
+            self.moving_variance * self.momentum + var * (1.0 - self.momentum))
+        return y
+
+
 def _bn(name: str, sync: bool):
-    kind = SyncBatchNormalization if sync else layers.BatchNormalization
+    kind = SyncBatchNormalization if sync else FusedBatchNormalization
     return kind(momentum=0.9, epsilon=1e-5, name=name)
 
 
