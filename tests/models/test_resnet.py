@@ -1,6 +1,5 @@
 """models/resnet.py: the fused batch norm trains like Keras's own."""
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
