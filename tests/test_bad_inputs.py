@@ -110,6 +110,9 @@ CONFIG_ROWS = [
     ),
     ("`--config.train.epochs=-1`", r"exit 1: .*config.train.epochs: must be >= 1, got -1$"),
     ("`--config=configs/nope.py`", r"exit 1: .*No such file or directory: 'configs/nope.py'$"),
+    ("`--config=nope`", r"exit 1: FATAL Flags parsing error: flag --config=nope: no config "
+                        r"named 'nope' \(a file path needs a '/' or '.py'\); shipped configs: "
+                        r"cmc_fashion_mnist, "),
 ]
 
 
@@ -123,7 +126,7 @@ def test_every_data_row(tmp_path):
     _check(bad_inputs.data_rows(str(tmp_path)), DATA_ROWS)
 
 
-@pytest.mark.slow  # four runs of the training binary, ~10 s each on 2 cores
+@pytest.mark.slow  # five runs of the training binary, ~10 s each on 2 cores
 def test_every_config_and_flag_row():
     _check(bad_inputs.config_rows(), CONFIG_ROWS)
 

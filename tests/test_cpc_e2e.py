@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tests.test_train_e2e import ROOT, _smoke_cfg
 from tf_contrastive import trainer
+from tf_contrastive.models import load_encoder
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,14 @@ def test_audio_export_takes_float_waveforms_in_a_fresh_process(audio_run, tmp_pa
     assert np.load(tmp_path / "context.npy").shape == (3, 20, cfg.cpc.context_units)
     np.testing.assert_allclose(np.load(tmp_path / "embeddings.npy"),
                                model.encoder(wave).numpy(), atol=1e-5)
+
+
+def test_audio_export_holds_the_encoder_as_a_keras_model(audio_run):
+    _, workdir, results = audio_run
+    encoder = load_encoder(os.path.join(results["export"], "encoder.keras"))
+    wave = np.random.default_rng(1).uniform(-0.5, 0.5, size=(2, 160 * 12)).astype(np.float32)
+    _, model, _ = trainer.restore_run(workdir, os.path.join(workdir, "checkpoints", "ckpt-1"))
+    np.testing.assert_allclose(encoder(wave).numpy(), model.encoder(wave).numpy(), atol=1e-5)
 
 
 def test_evaluate_binary_runs_speaker_and_phone_probes(audio_run, tmp_path):

@@ -29,14 +29,16 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from tf_contrastive import trainer
-from tf_contrastive.core.config import load_run_config
+from tf_contrastive.core.config import ConfigNameParser, load_run_config
 from tf_contrastive.data import pipeline
 from tf_contrastive.eval.features import extract_features
 from tf_contrastive.eval.linear_probe import keras_probe
 from tf_contrastive.eval.protocols import evaluate_features, format_table, recall_classes
 from tf_contrastive.models.encoder import backbone_of
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config (if no --workdir).")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file or shipped config name (if no --workdir).")
+flags.FLAGS["config"].parser = ConfigNameParser("config", lock_config=True)
 flags.DEFINE_string("workdir", None, "Training run directory (config + checkpoints).")
 flags.DEFINE_string("checkpoint", None, "A checkpoint prefix (default: the run's latest).")
 flags.DEFINE_string("saved_model", None, "Evaluate this SavedModel export instead.")

@@ -4,7 +4,8 @@
 
 Writes ``<export_dir or workdir/export>/<unix time>/`` with the signatures
 ``embed_images`` (uint8 images), ``embed_jpeg`` (encoded JPEG strings, evaluation
-preprocessing in the graph) and ``serving_default`` (= ``embed_jpeg``).
+preprocessing in the graph) and ``serving_default`` (= ``embed_jpeg``), and
+``encoder.keras`` in it: the encoder as a Keras model, for fine-tuning.
 """
 
 from __future__ import annotations

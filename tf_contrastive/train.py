@@ -1,6 +1,8 @@
-"""Training binary: ``python -m tf_contrastive.train [--config=FILE] [--workdir=DIR]``.
+"""Training binary: ``python -m tf_contrastive.train [--config=FILE|NAME] [--workdir=DIR]``.
 
 With no flags it trains InstDisc on Fashion-MNIST (``configs/default.py``).
+``--config`` takes a config file or the name of a shipped one
+(``--config=instdisc_fashion_mnist``), also from an installed wheel.
 Config overrides use ml_collections syntax: ``--config.train.epochs=3``. A
 restarted command resumes from the newest checkpoint in the work dir.
 """
@@ -16,10 +18,13 @@ from ml_collections import config_flags
 
 from tf_contrastive import trainer
 from tf_contrastive.core import runtime
+from tf_contrastive.core.config import ConfigNameParser
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", trainer.DEFAULT_CONFIG, "Config file (a get_config() Python file).",
+    "config", trainer.DEFAULT_CONFIG,
+    "Config: a get_config() Python file, or a shipped config's name (instdisc_fashion_mnist).",
     lock_config=True)
+flags.FLAGS["config"].parser = ConfigNameParser("config", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", os.path.join("runs", "default"),
                                "Run directory: config, checkpoints, TensorBoard, export.")
 

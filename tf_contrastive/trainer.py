@@ -19,8 +19,8 @@ import tensorflow as tf
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
 from tf_contrastive.core import fingerprint as fp_lib
-from tf_contrastive.core.config import load_run_config, validate
-from tf_contrastive.core.export import export_audio_encoder, export_encoder
+from tf_contrastive.core.config import config_dir, load_run_config, validate
+from tf_contrastive.core.export import export_audio_encoder, export_encoder, save_keras
 from tf_contrastive.core.schedules import build_optimizer
 from tf_contrastive.core.summaries import RunMonitor, write_projector
 from tf_contrastive.data import arrays, imagenet, pipeline
@@ -28,8 +28,8 @@ from tf_contrastive.eval.callbacks import KNNMonitor
 from tf_contrastive.methods import get_method
 from tf_contrastive.models.encoder import backbone_of
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "configs", "default.py")
+# The no-flags job; shipped in the wheel too (core.config.config_dir).
+DEFAULT_CONFIG = os.path.join(config_dir(), "default.py")
 
 def _fill_bank(strategy, model, cfg) -> None:
     """Warm start: every bank row set to the initial network's feature of its image."""
@@ -152,18 +152,24 @@ def untrained_model(cfg) -> keras.Model:
 
 
 def export_run(cfg, model: keras.Model, info: pipeline.DatasetInfo, export_root: str) -> str:
-    """The trained ``model``'s encoder as a SavedModel for serving (see core.export).
+    """The trained ``model``'s encoder as a SavedModel for serving (see core.export),
+    with ``encoder.keras`` (the Keras model, for fine-tuning) in the same folder.
 
     Image encoders get uint8 image and JPEG signatures; CPC audio gets float
     waveforms in, embeddings, pooled features and the z_t / c_t sequences out.
+    Returns the version folder.
     """
     encoder = model.encoder
     if cfg.method == "cpc_audio":
-        return export_audio_encoder(encoder, model.g_enc, model.g_ar, backbone_of(encoder),
+        path = export_audio_encoder(encoder, model.g_enc, model.g_ar, backbone_of(encoder),
                                     export_root)
-    return export_encoder(encoder, export_root, info.image_shape,
-                          jpeg_view=pipeline.jpeg_eval_view(cfg.dataset, info.image_shape[-1]),
-                          features=backbone_of(encoder))
+    else:
+        path = export_encoder(
+            encoder, export_root, info.image_shape,
+            jpeg_view=pipeline.jpeg_eval_view(cfg.dataset, info.image_shape[-1]),
+            features=backbone_of(encoder))
+    save_keras(encoder, path)
+    return path
 
 
 def run(cfg, workdir: str, verbose: int | str = "auto", return_model: bool = False,

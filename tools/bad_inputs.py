@@ -234,7 +234,8 @@ def config_rows() -> list[tuple[str, str]]:
         lambda: check(train__batch_size=250, replicas=4))))
     rows.append(("momentum 1 (`cmc.momentum=1.0`)", _outcome(lambda: check(cmc__momentum=1.0))))
     for flag in ("--config.train.batchsize=64", "--config.train.batch_size=big",
-                 "--config.train.epochs=-1", "--config=configs/nope.py"):
+                 "--config.train.epochs=-1", "--config=configs/nope.py",
+                 "--config=nope"):
         def run(flag=flag):
             out = subprocess.run([sys.executable, "-m", "tf_contrastive.train", flag,
                                   "--workdir=/tmp/tf_contrastive_bad_inputs"], cwd=ROOT,

@@ -51,12 +51,14 @@ from ml_collections import config_flags
 
 from tf_contrastive import trainer
 from tf_contrastive.core import distribute
-from tf_contrastive.core.config import base_config
+from tf_contrastive.core.config import ConfigNameParser, base_config
 from tf_contrastive.data import imagenet, pipeline, records
 from tf_contrastive.memory import MemoryBank
 from tf_contrastive.methods import get_method
 
-_CONFIG = config_flags.DEFINE_config_file("config", trainer.DEFAULT_CONFIG, "Config file.")
+_CONFIG = config_flags.DEFINE_config_file("config", trainer.DEFAULT_CONFIG,
+                                          "Config file or shipped config name.")
+flags.FLAGS["config"].parser = ConfigNameParser("config", lock_config=True)
 flags.DEFINE_enum("what", "all", ["all", "train_step", "input", "count", "nce_bank", "knn",
                                   "replicas", "settings", "torch_step", "torch_input",
                                   "tf_worker"],

@@ -9,7 +9,8 @@ import pytest
 from tf_contrastive.core.config import ConfigError, base_config, validate
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.py")))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(CONFIG_DIR, "*.py"))
+                 if not os.path.basename(p).startswith("_"))
 
 
 def test_there_are_configs():

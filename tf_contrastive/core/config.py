@@ -3,6 +3,8 @@
 Config files in ``configs/`` start from :func:`base_config` and override what
 they need. :func:`validate` runs before any work so that a typo or an
 impossible value fails with a message naming the key, not deep inside a graph.
+:func:`config_path` lets the binaries take a shipped config by name
+(``--config=instdisc_fashion_mnist``) as well as by file.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 
 import ml_collections
 import tensorflow as tf
+from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 KNOWN_METHODS = ("instdisc", "invaspread", "cmc", "cpc_audio", "cpc_image")
 CMC_VIEWS = ("lab", "ycbcr", "intensity_gradient")
@@ -229,6 +232,57 @@ def sibling_config(this_file: str, name: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config()
+
+
+def config_dir() -> str:
+    """The folder of the shipped config files.
+
+    In an installed wheel it is ``tf_contrastive/configs`` (pyproject.toml maps the
+    checkout's ``configs/`` to that package); in a checkout, ``configs/`` beside the
+    package, the one source of truth the README's ``--config=configs/x.py`` uses.
+    """
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = os.path.join(package, "configs")
+    if os.path.isfile(os.path.join(installed, "default.py")):
+        return installed
+    return os.path.join(os.path.dirname(package), "configs")
+
+
+def config_names() -> list[str]:
+    """Names of the shipped configs (``default``, ``instdisc_fashion_mnist``, ...)."""
+    directory = config_dir()
+    if not os.path.isdir(directory):
+        return []
+    return sorted(n[:-3] for n in os.listdir(directory)
+                  if n.endswith(".py") and not n.startswith("_"))
+
+
+def config_path(value: str) -> str:
+    """A ``--config`` value as a config file path.
+
+    A path (it has a ``/``, ends in ``.py`` or exists) is returned unchanged, so
+    ``--config=configs/x.py`` keeps meaning that file; a bare name is the shipped
+    config of that name. ml_collections' ``FILE:ARG`` suffix is kept. An unknown
+    name raises ValueError listing the shipped names.
+    """
+    name, sep, arg = value.partition(":")
+    if not name or "/" in name or os.sep in name or name.endswith(".py") or os.path.exists(name):
+        return value
+    path = os.path.join(config_dir(), name + ".py")
+    if not os.path.isfile(path):
+        raise ValueError(f"no config named {name!r} (a file path needs a '/' or '.py'); "
+                         f"shipped configs: {', '.join(config_names()) or 'none found'}")
+    return path + sep + arg
+
+
+class ConfigNameParser(ConfigFileFlagParser):
+    """ml_collections' config-file parser, also taking a shipped config's name.
+
+    The binaries set it as their ``config`` flag's parser (see train.py).
+    """
+
+    def parse(self, path):
+        return super().parse(config_path(path))
 
 
 def _fail(key: str, msg: str) -> None:

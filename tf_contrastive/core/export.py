@@ -1,4 +1,5 @@
-"""SavedModel export of an encoder for serving (never the training model)."""
+"""SavedModel export of an encoder for serving (never the training model), and the same
+encoder as a Keras ``encoder.keras`` file beside it, for fine-tuning."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import time
 
 import keras
 import tensorflow as tf
+
+# The Keras model file in each export version folder (save_keras).
+KERAS_FILENAME = "encoder.keras"
 
 
 def export_encoder(encoder: keras.Model, export_root: str,
@@ -73,6 +77,17 @@ def export_audio_encoder(embedding: keras.Model, g_enc: keras.Model, g_ar: keras
     archive.add_endpoint("embed_waveforms", embed_waveforms, input_signature=spec)
     archive.add_endpoint("serving_default", embed_waveforms, input_signature=spec)
     return _write(archive, export_root)
+
+
+def save_keras(encoder: keras.Model, export_dir: str) -> str:
+    """Writes ``<export_dir>/encoder.keras``: the encoder's architecture and weights,
+    which ``keras.saving.load_model`` (or ``tf_contrastive.models.load_encoder``) reads
+    back as a trainable Keras model, for fine-tuning. It sits beside the SavedModel's
+    files, which ``tf.saved_model.load`` and TensorFlow Serving read without it.
+    """
+    path = os.path.join(export_dir, KERAS_FILENAME)
+    encoder.save(path)
+    return path
 
 
 def next_version(export_root: str) -> int:

@@ -1,4 +1,11 @@
-"""Methods: one keras.Model subclass per file, looked up by name in METHODS."""
+"""Methods: one keras.Model subclass per file, looked up by name in METHODS.
+
+The classes are also the Python API: ``InstDisc(encoder=..., num_instances=N)``,
+``InvaSpread(encoder=...)``, ``CMC(view_encoders={...}, encoder=..., num_instances=N)``,
+``CPCAudio(g_enc, g_ar)``, ``CPCImage(...)``; ``compile(optimizer=...)`` and ``fit``
+on a tf.data dataset of the batch dict each class's module documents (README,
+"Python API").
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,9 @@ from tf_contrastive.methods.instdisc import InstDisc
 from tf_contrastive.methods.invaspread import InvaSpread
 from tf_contrastive.models import cpc
 from tf_contrastive.models.encoder import build_encoder, build_multiview_encoder
+
+__all__ = ["CMC", "CPCAudio", "CPCImage", "InstDisc", "InvaSpread", "METHODS", "MethodSpec",
+           "get_method"]
 
 # Input normalisation of CMC's split views, which are scaled to about [0, 1].
 VIEW_MEAN, VIEW_STD = 0.5, 0.25

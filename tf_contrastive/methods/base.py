@@ -25,10 +25,13 @@ class ContrastiveModel(keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras 3's fit pulls one batch and all-reduces it to trace a symbolic
-        # build. Our variables all exist already (constructor + optimizer.build),
-        # and that reduction fails on a dict batch under
-        # MultiWorkerMirroredStrategy, so it is skipped.
-        return
+        # build. Our model variables all exist already (constructor), and that
+        # reduction fails on a dict batch under MultiWorkerMirroredStrategy, so
+        # it is skipped; only the optimizer still needs its slots when the model
+        # was compiled by hand (the Python API) rather than by trainer.build_model.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def track(self, prefix: str, layers) -> list:
         """Returns ``layers`` as a list, each also set as attribute ``<prefix>_<i>``.

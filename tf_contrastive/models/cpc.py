@@ -207,6 +207,18 @@ class PatchFeatures(layers.Layer):
         g = grid_shape(int(input_shape[1]), self.size, self.stride)
         return (input_shape[0], g, g, self.patch_encoder.output_shape[-1])
 
+    def get_config(self):
+        # The patch encoder is serialised inside, so an exported encoder.keras loads.
+        return {**super().get_config(), "size": self.size, "stride": self.stride,
+                "patch_encoder": keras.saving.serialize_keras_object(self.patch_encoder)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["patch_encoder"] = keras.saving.deserialize_keras_object(
+            config["patch_encoder"])
+        return cls(**config)
+
 
 def encode_patches(patch_encoder: keras.Model, patches: tf.Tensor,
                    training: bool = False) -> tf.Tensor:

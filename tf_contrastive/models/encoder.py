@@ -38,6 +38,33 @@ def build_encoder(input_shape: tuple[int, int, int], backbone: str, width: int,
     return keras.Model(inputs, outputs, name=name)
 
 
+def add_head(backbone: keras.Model, embedding_dim: int = 128,
+             input_shape: tuple[int, ...] | None = None, name: str = "encoder") -> keras.Model:
+    """A method's encoder from any Keras ``backbone`` (inputs -> pooled [B, F] features):
+    the backbone, then a linear ``head`` to ``embedding_dim`` and an L2 normalisation, as
+    :func:`build_encoder` makes (so :func:`backbone_of` finds the pooled features again).
+
+    ``input_shape`` (without the batch axis) defaults to the backbone's own; a
+    subclassed backbone without one needs it. The head and the normalisation run
+    in float32 whatever the precision policy.
+    """
+    if input_shape is None:
+        try:
+            input_shape = tuple(backbone.inputs[0].shape[1:])
+        except (AttributeError, IndexError, ValueError) as e:
+            raise ValueError(f"add_head: backbone {backbone.name!r} has no defined input; "
+                             "pass input_shape=(H, W, C)") from e
+    inputs = keras.Input(shape=input_shape, name="image")
+    features = backbone(inputs)
+    if len(features.shape) != 2:
+        raise ValueError(f"add_head: backbone {backbone.name!r} outputs shape "
+                         f"{tuple(features.shape)}; it must give pooled [batch, features] "
+                         "(end it with e.g. keras.layers.GlobalAveragePooling2D())")
+    x = layers.Dense(embedding_dim, name="head", dtype="float32")(features)
+    outputs = L2Normalize(name="l2norm", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 def backbone_of(encoder: keras.Model) -> keras.Model:
     """The pooled-feature sub-model (input -> backbone output), for linear probes.
 
