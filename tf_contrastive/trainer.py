@@ -271,7 +271,7 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
         knn.last = {}
         print(f"kNN top-1 of the untrained network: {init_knn['knn_top1_at_init']:.4f}",
               flush=True)
-    sample = next(iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg),
+    sample = next(iter(pipeline.build_dataset(cfg, view_spec=spec.views(cfg, info),
                                               start_epoch=start_epoch, start_step=start_step)))
     callbacks = [knn] if evaluating else []
     callbacks += [ckpt_lib.StopOnNonFinite(), *extra_callbacks]
@@ -288,7 +288,7 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
 
     def train_ds(epoch, step=0):
         return strategy.distribute_datasets_from_function(
-            lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind(cfg),
+            lambda ctx: pipeline.build_dataset(cfg, ctx, view_spec=spec.views(cfg, info),
                                                start_epoch=epoch, start_step=step))
 
     t0 = time.time()

@@ -124,7 +124,7 @@ def bench_train_step(cfg, steps: int, warmup: int) -> None:
     info = pipeline.describe(cfg.dataset)
     spec = get_method(cfg.method)
     batches = []
-    it = iter(pipeline.build_dataset(cfg, view_kind=spec.view_kind(cfg)))
+    it = iter(pipeline.build_dataset(cfg, view_spec=spec.views(cfg, info)))
     for _ in range(min(steps + warmup, 8)):
         batches.append(next(it))
     # Per-sample vs shared negatives, for the methods with that option (InstDisc, CMC).
@@ -293,7 +293,7 @@ def bench_replicas(cfg, steps: int, warmup: int) -> None:
                      tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
         model, _ = trainer.build_model(cfg, strategy, info, 1000)
         ds = strategy.distribute_datasets_from_function(
-            lambda ctx: pipeline.build_dataset(cfg, ctx, view_kind=spec.view_kind(cfg)))
+            lambda ctx: pipeline.build_dataset(cfg, ctx, view_spec=spec.views(cfg, info)))
         batches = iter(ds)
         cached = [next(batches) for _ in range(4)]
 

@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 
+from tf_contrastive.core import views
 from tf_contrastive.core.config import base_config
 from tf_contrastive.data import arrays, pipeline
 
@@ -60,7 +61,7 @@ def test_epoch_is_a_permutation_and_resume_replays_the_same_epoch():
 
 def test_pair_views_differ_and_stay_in_range():
     cfg = _digits_cfg()
-    b = next(iter(pipeline.build_dataset(cfg, view_kind="pair")))
+    b = next(iter(pipeline.build_dataset(cfg, view_spec=views.PAIR)))
     assert b["view_0"].shape == (100, 8, 8, 1)
     assert not np.allclose(b["view_0"].numpy(), b["view_1"].numpy())
     assert b["view_0"].numpy().min() >= 0 and b["view_0"].numpy().max() <= 1
@@ -76,8 +77,8 @@ def test_cmc_views_share_a_crop_unless_asked_not_to(same_crop, jitter):
     cfg.method, cfg.cmc.views, cfg.cmc.same_crop = "cmc", "intensity_gradient", same_crop
     cfg.cmc.jitter = jitter
     cfg.augment.color_jitter = 0.4
-    kind = get_method("cmc").view_kind(cfg)
-    b = next(iter(pipeline.build_dataset(cfg, view_kind=kind)))
+    kind = get_method("cmc").views(cfg, pipeline.describe(cfg.dataset))
+    b = next(iter(pipeline.build_dataset(cfg, view_spec=kind)))
     assert b["view_l"].shape == (100, 8, 8, 1) and b["view_ab"].shape == (100, 8, 8, 2)
     # The gradient view is the Sobel split of the intensity view exactly when they share a
     # crop: jitter, when asked for, happens before the split.
@@ -85,7 +86,8 @@ def test_cmc_views_share_a_crop_unless_asked_not_to(same_crop, jitter):
     assert np.allclose(grad.numpy(), b["view_ab"].numpy(), atol=1e-5) == same_crop
     # Jitter changes each image's mean intensity, which a flip keeps.
     cfg.cmc.jitter = False
-    plain = next(iter(pipeline.build_dataset(cfg, view_kind=kind)))["view_l"].numpy()
+    kind = get_method("cmc").views(cfg, pipeline.describe(cfg.dataset))
+    plain = next(iter(pipeline.build_dataset(cfg, view_spec=kind)))["view_l"].numpy()
     means = plain.mean(axis=(1, 2, 3)), b["view_l"].numpy().mean(axis=(1, 2, 3))
     assert np.allclose(*means, atol=1e-6) != jitter
 

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+from tf_contrastive.core import views
 from tf_contrastive.core.config import base_config
 from tf_contrastive.data import audio, pipeline
 from tools.build_audio_tfrecords import Utterance, convert, split_by_speaker
@@ -195,7 +196,7 @@ def test_training_windows_line_up_with_their_phone_labels(ramp):
     pipeline._imagenet_index.cache_clear()
     uid_of = {r["id"]: r["uid"] for r in _records(out, "train")}
     assert len(uid_of) == 4
-    it = iter(pipeline.build_dataset(_ramp_cfg(out), view_kind="waveform"))
+    it = iter(pipeline.build_dataset(_ramp_cfg(out), view_spec=views.WAVEFORM_WINDOW))
     starts = {}
     for epoch in range(3):
         for _ in range(2):  # 4 training utterances / batch 2
@@ -244,18 +245,18 @@ def _espeak_cfg(data_dir, **ds):
     return cfg
 
 
-def test_describe_input_key_and_view_kind(espeak):
+def test_describe_input_key_and_views(espeak):
     _, out, _ = espeak
     pipeline._imagenet_index.cache_clear()
     cfg = _espeak_cfg(out)
     info = pipeline.describe(cfg.dataset)
     assert info == pipeline.DatasetInfo(9, 3, 3, (160 * 64,), (0.0,), (1.0,),
-                                        train_shards=info.train_shards)
+                                        train_shards=info.train_shards, source=views.WAVEFORM)
     assert sum(info.train_shards) == 9
     assert pipeline.input_key(cfg) == "waveform"
     assert pipeline.input_key(base_config()) == "image"
-    with pytest.raises(ValueError, match="audio needs 'waveform'"):
-        pipeline.build_dataset(cfg, view_kind="single")
+    with pytest.raises(ValueError, match="do not fit dataset 'audio', which yields 'waveform'"):
+        pipeline.build_dataset(cfg, view_spec=views.SINGLE)
     cfg.dataset.audio_window = 1000
     with pytest.raises(ValueError, match="config.dataset.audio_window"):
         pipeline.describe(cfg.dataset)
@@ -267,7 +268,7 @@ def test_training_batches_keys_shapes_and_resume(espeak):
     pipeline._imagenet_index.cache_clear()
     cfg = _espeak_cfg(out)
     labels = {r["id"]: r["label"] for r in _records(out, "train")}
-    it = iter(pipeline.build_dataset(cfg, view_kind="waveform"))
+    it = iter(pipeline.build_dataset(cfg, view_spec=views.WAVEFORM_WINDOW))
     epoch0 = [next(it) for _ in range(3)]  # 9 utterances / batch 3
     b = epoch0[0]
     assert set(b) == {"waveform", "label", "index", "phones"}
@@ -282,7 +283,7 @@ def test_training_batches_keys_shapes_and_resume(espeak):
         assert [labels[i] for i in x["index"].numpy()] == list(x["label"].numpy())
     epoch1 = [next(it) for _ in range(3)]
     assert not np.array_equal(ids, np.concatenate([x["index"].numpy() for x in epoch1]))
-    resumed = iter(pipeline.build_dataset(cfg, view_kind="waveform", start_epoch=1))
+    resumed = iter(pipeline.build_dataset(cfg, view_spec=views.WAVEFORM_WINDOW, start_epoch=1))
     for a in epoch1:
         r = next(resumed)
         for key in ("waveform", "label", "index", "phones"):
@@ -298,7 +299,7 @@ def test_input_pipelines_read_disjoint_shards(espeak):
     for pid in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid,
                                          num_replicas_in_sync=2)
-        ds = pipeline.build_dataset(cfg, ctx, view_kind="waveform").take(2)
+        ds = pipeline.build_dataset(cfg, ctx, view_spec=views.WAVEFORM_WINDOW).take(2)
         per_pipe.append({int(i) for b in ds for i in b["index"].numpy()})
     assert per_pipe[0] and per_pipe[1] and not per_pipe[0] & per_pipe[1]
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_contrastive.core import views
 from tf_contrastive.core.config import ConfigError, base_config
 from tf_contrastive.data import imagenet, pipeline
 
@@ -44,7 +45,7 @@ def _cfg(data_dir, **ds):
 
 
 def _batches(cfg, n, ctx=None, start_epoch=0):
-    it = iter(pipeline.build_dataset(cfg, ctx, view_kind="single", start_epoch=start_epoch))
+    it = iter(pipeline.build_dataset(cfg, ctx, view_spec=views.SINGLE, start_epoch=start_epoch))
     return [next(it) for _ in range(n)]
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_contrastive.core import views
 from tf_contrastive.core.config import base_config
 from tf_contrastive.data import imagenet, pipeline
 from tools.build_imagenet_tfrecords import convert
@@ -124,7 +125,7 @@ def test_training_batches_cover_every_id_once_per_epoch(converted):
     keras.utils.set_random_seed(0)  # as the trainer does: no tensor-seeded ops may break
     pipeline._imagenet_index.cache_clear()
     cfg = _cfg(out)
-    ds = pipeline.build_dataset(cfg, view_kind="pair")
+    ds = pipeline.build_dataset(cfg, view_spec=views.PAIR)
     it = iter(ds)
     epoch = [next(it) for _ in range(3)]  # 12 images / batch 4
     ids = np.concatenate([b["index"].numpy() for b in epoch])
@@ -135,7 +136,7 @@ def test_training_batches_cover_every_id_once_per_epoch(converted):
     assert not np.allclose(b["view_0"].numpy(), b["view_1"].numpy())
     # Resuming at epoch 1 reads exactly what the uninterrupted stream reads next.
     cont = [next(it) for _ in range(3)]
-    resumed = iter(pipeline.build_dataset(cfg, view_kind="pair", start_epoch=1))
+    resumed = iter(pipeline.build_dataset(cfg, view_spec=views.PAIR, start_epoch=1))
     for a in cont:
         r = next(resumed)
         np.testing.assert_array_equal(a["index"].numpy(), r["index"].numpy())
@@ -148,7 +149,7 @@ def test_order_within_the_shuffle_buffer_changes_every_epoch(converted):
     out, _ = converted
     pipeline._imagenet_index.cache_clear()
     cfg = _cfg(out, shuffle_buffer=12)
-    it = iter(pipeline.build_dataset(cfg, view_kind="single"))
+    it = iter(pipeline.build_dataset(cfg, view_spec=views.SINGLE))
     epochs = [np.concatenate([next(it)["index"].numpy() for _ in range(3)]) for _ in range(3)]
     assert all(sorted(e) == list(range(12)) for e in epochs)
     assert len({tuple(e) for e in epochs}) == 3

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_contrastive.core import views
 from tf_contrastive.core.config import base_config
 from tf_contrastive.data import pipeline
 from tools.build_multiview_tfrecords import convert
@@ -65,7 +66,7 @@ def test_views_are_cropped_identically_and_ids_cover_the_epoch(records):
     cfg = _cfg(records)
     info = pipeline.describe(cfg.dataset)
     assert info.num_train == 12 and info.image_shape == (16, 16, 3)
-    it = iter(pipeline.build_dataset(cfg, view_kind="multiview"))
+    it = iter(pipeline.build_dataset(cfg, view_spec=views.DATASET_VIEWS))
     batches = [next(it) for _ in range(3)]
     ids = np.concatenate([b["index"].numpy() for b in batches])
     assert sorted(ids) == list(range(12))

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.data.test_imagenet_tfrecords import _cfg, _rewrite_record, _write_image_folder
+from tf_contrastive.core import views
 from tf_contrastive.data import imagenet, pipeline, records
 from tools.build_imagenet_tfrecords import convert
 
@@ -152,7 +153,7 @@ def test_corrupt_jpeg_body_is_named_and_skipped(shards, tmp_path, capfd):
     before = int(pipeline.skipped_records().numpy())
     ids = [
         i
-        for b, _ in zip(pipeline.build_dataset(cfg, view_kind="pair"), range(4), strict=False)
+        for b, _ in zip(pipeline.build_dataset(cfg, view_spec=views.PAIR), range(4), strict=False)
         for i in b["index"].numpy()
     ]
     assert first + 1 not in ids
@@ -236,7 +237,7 @@ def test_jpeg_failing_in_the_crop_is_named_by_a_rescan(shards, tmp_path):
     cfg = _cfg(data, check_jpegs=False)
     error = None
     try:
-        for _ in pipeline.build_dataset(cfg, view_kind="single"):
+        for _ in pipeline.build_dataset(cfg, view_spec=views.SINGLE):
             pass
     except tf.errors.InvalidArgumentError as e:
         error = e

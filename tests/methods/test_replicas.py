@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_contrastive.core import runtime
+from tf_contrastive.core import runtime, views
 from tf_contrastive.core.config import base_config
 from tf_contrastive.data.pipeline import DatasetInfo
 from tf_contrastive.methods import get_method
@@ -58,20 +58,20 @@ def _cfg(method):
     return cfg
 
 
-def _batches(view_kind, seed=0):
+def _batches(view_spec, seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for step in range(STEPS):
         x = rng.random((B, H, H, 1)).astype(np.float32)
         b = {"index": np.arange(step * B, (step + 1) * B, dtype=np.int32) % 40,
              "label": rng.integers(0, 3, B).astype(np.int32)}
-        if view_kind == "waveform":
+        if view_spec.source == views.WAVEFORM:
             b = {"waveform": rng.uniform(-1, 1, (B, WAVE)).astype(np.float32)}
-        elif view_kind == "patches":  # a 3x3 grid of 8x8 patches per image
+        elif view_spec.patches:  # a 3x3 grid of 8x8 patches per image
             b = {"patches": rng.random((B, 3, 3, 8, 8, 1)).astype(np.float32)}
-        elif view_kind == "single":
+        elif view_spec == views.SINGLE:
             b["image"] = x
-        elif view_kind == "pair":
+        elif view_spec == views.PAIR:
             b["view_0"], b["view_1"] = x, np.flip(x, 2).copy()
         else:
             b["view_l"] = x
@@ -99,8 +99,8 @@ def _state(model):
 @pytest.mark.parametrize("method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image"])
 def test_two_replicas_equal_one_device(method, mirrored):
     cfg = _cfg(method)
-    view_kind = get_method(method).view_kind(cfg)
-    batches = _batches(view_kind)
+    batches = _batches(get_method(method).views(cfg, DatasetInfo(40, 0, 3, (H, H, 1),
+                                                                          (0.5,), (0.25,))))
     single = _build(cfg, tf.distribute.get_strategy())
     double = _build(cfg, mirrored)
     step1 = tf.function(single.train_step)

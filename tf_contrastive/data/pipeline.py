@@ -2,7 +2,8 @@
 
 The batch-dict contract between data and methods:
 
-* training batches hold the view keys of ``VIEWS[view_kind]`` (``image`` for one
+* training batches hold the view keys of the method's
+  :class:`~tf_contrastive.core.views.ViewSpec` (``image`` for one
   view; ``view_0``/``view_1`` for two augmentations; ``view_l``/``view_ab`` for
   CMC's channel splits), float32 [B, H, W, C] in about [0, 1], plus
   ``index`` (int32 instance id, the memory-bank row) and ``label`` (int32,
@@ -33,49 +34,12 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tf_contrastive.core import color
+from tf_contrastive.core import color, views
 from tf_contrastive.core.config import ConfigError
 from tf_contrastive.data import arrays, audio, augment, imagenet, labels, multiview, records
 
-
-@dataclasses.dataclass(frozen=True)
-class ViewSpec:
-    """How a training batch's views are made from each image.
-
-    ``crops`` independent random crops are taken; without ``split`` each crop
-    gets its own photometric augmentation and becomes one key. With ``split``
-    (CMC's channel splits) one crop is flipped and split into ``keys`` by the
-    named function of :mod:`tf_contrastive.core.color`; no colour jitter unless
-    ``config.cmc.jitter``, which jitters the crop before the split (so views cut
-    from one crop still describe the same pixels).
-    """
-
-    keys: tuple[str, ...]
-    crops: int
-    split: str | None = None
-    # CPC v2: the crop becomes a grid of independently augmented patches
-    # (config.cpc_image geometry), [B, Gh, Gw, p, p, C] under the one key.
-    patches: bool = False
-
-
-VIEWS = {
-    "single": ViewSpec(("image",), 1),
-    "pair": ViewSpec(("view_0", "view_1"), 2),
-    "lab": ViewSpec(("view_l", "view_ab"), 1, "lab"),
-    "ycbcr": ViewSpec(("view_l", "view_ab"), 1, "ycbcr"),
-    "intensity_gradient": ViewSpec(("view_l", "view_ab"), 1, "intensity_gradient"),
-    # The same splits with each view cut from its own random crop (config.cmc.same_crop=False).
-    "lab/own_crops": ViewSpec(("view_l", "view_ab"), 2, "lab"),
-    "ycbcr/own_crops": ViewSpec(("view_l", "view_ab"), 2, "ycbcr"),
-    "intensity_gradient/own_crops": ViewSpec(("view_l", "view_ab"), 2, "intensity_gradient"),
-    # Multi-view records: keys view_<name> for config.dataset.view_names, aligned crops.
-    "multiview": ViewSpec((), 1),
-    "patches": ViewSpec(("patches",), 1, patches=True),
-    # Audio records: one random window of each utterance, no augmentation.
-    "waveform": ViewSpec(("waveform",), 1),
-}
-# Datasets that need their own view kind (and view kinds only they can feed).
-_DATASET_VIEW = {"multiview": "multiview", "audio": "waveform"}
+# What each dataset family yields (core.views sources); the default is images.
+_DATASET_SOURCE = {"multiview": views.NAMED_VIEWS, "audio": views.WAVEFORM}
 _EPOCHS_FOREVER = 1 << 30
 # Refill pass s of epoch e is read as epoch e + s * _REFILL: its own shard order,
 # shuffle and crops, never those of a real epoch (< _EPOCHS_FOREVER).
@@ -104,6 +68,8 @@ class DatasetInfo:
     labeled: bool = True
     train_shards: tuple[int, ...] = ()
     eval_off: str = ""
+    # What each example yields (a core.views source): images, waveforms or named views.
+    source: str = views.IMAGE
 
 
 @functools.lru_cache(maxsize=8)
@@ -219,7 +185,8 @@ def describe(ds_cfg) -> DatasetInfo:
             shape, mean, std = (window,), (0.0,), (1.0,)
         return DatasetInfo(sum(shards), n_eval, spec.num_classes, shape, mean, std,
                            labeled=spec.labeled, train_shards=shards,
-                           eval_off=_eval_off(spec, n_eval, ds_cfg.data_dir))
+                           eval_off=_eval_off(spec, n_eval, ds_cfg.data_dir),
+                           source=_DATASET_SOURCE.get(ds_cfg.name, views.IMAGE))
     return _array_info(_array_key(ds_cfg, "train"), _array_key(ds_cfg, "test"), size,
                        int(ds_cfg.num_classes), bool(ds_cfg.labeled))
 
@@ -300,32 +267,30 @@ def _batch_seed(cfg, epoch, batch_no, pipeline_id: int) -> tf.Tensor:
     return tf.stack([a, b])
 
 
-def _finish_views(cfg, view_kind: str, crops: list[tf.Tensor], seed: tf.Tensor) -> dict:
+def _finish_views(cfg, view_spec: views.ViewSpec, crops: list[tf.Tensor], seed: tf.Tensor) -> dict:
     """Photometric augmentation of each (already cropped) view batch, or the split."""
-    spec = VIEWS[view_kind]
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=len(crops)))
-    if spec.patches:
-        p = cfg.cpc_image
-        return {spec.keys[0]: augment.random_patches(crops[0], seeds[0], p.patch_size,
-                                                     p.patch_stride, p.patch_jitter,
-                                                     cfg.augment)}
-    if spec.split is not None:
-        if cfg.cmc.jitter:
+    if view_spec.patches:
+        p = view_spec.patches
+        return {view_spec.keys[0]: augment.random_patches(crops[0], seeds[0], p.size, p.stride,
+                                                     p.jitter, cfg.augment)}
+    if view_spec.split is not None:
+        if view_spec.jitter:
             ready = [augment.photometric(c, s, cfg.augment)
                      for c, s in zip(crops, seeds, strict=True)]
         else:
             ready = [augment.random_flip(c, s) if cfg.augment.flip else c
                      for c, s in zip(crops, seeds, strict=True)]
         if len(ready) == 1:
-            return dict(zip(spec.keys, color.SPLITS[spec.split](ready[0]), strict=True))
+            return dict(zip(view_spec.keys, color.SPLITS[view_spec.split](ready[0]), strict=True))
         # One crop per view: view i is the i-th part of the split of crop i.
-        return {key: color.SPLITS[spec.split](c)[i]
-                for i, (key, c) in enumerate(zip(spec.keys, ready, strict=True))}
+        return {key: color.SPLITS[view_spec.split](c)[i]
+                for i, (key, c) in enumerate(zip(view_spec.keys, ready, strict=True))}
     return {key: augment.photometric(crop, s, cfg.augment)
-            for key, crop, s in zip(spec.keys, crops, seeds, strict=True)}
+            for key, crop, s in zip(view_spec.keys, crops, seeds, strict=True)}
 
 
-def _array_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
+def _array_train(cfg, view_spec, ctx, start_epoch, global_batch, steps):
     images, labels = _arrays(cfg.dataset, "train")
     n = len(images)
     images_t = tf.constant(images)
@@ -334,7 +299,7 @@ def _array_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
     per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
     size = cfg.dataset.image_size
     scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
-    n_views = VIEWS[view_kind].crops
+    n_views = view_spec.crops
 
     def one_epoch(epoch):
         noise = tf.random.stateless_uniform([n], tf.stack([tf.cast(cfg.seed, tf.int64), epoch]))
@@ -347,7 +312,7 @@ def _array_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
             crop_seeds = tf.unstack(tf.random.experimental.stateless_split(seed, n_views + 1))
             x = tf.cast(tf.gather(images_t, ids), tf.float32) / 255.0
             crops = [augment.random_resized_crop(x, s, size, scale) for s in crop_seeds[1:]]
-            out = _finish_views(cfg, view_kind, crops, crop_seeds[0])
+            out = _finish_views(cfg, view_spec, crops, crop_seeds[0])
             out["index"] = ids
             out["label"] = tf.gather(labels_t, ids)
             return out
@@ -501,12 +466,12 @@ def _parse(cfg, limit, count: bool = False):
     return parse
 
 
-def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
+def _imagenet_train(cfg, view_spec, ctx, start_epoch, global_batch, steps):
     n_pipe, pipe_id, replicas_here = _pipelines(ctx)
     per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
     size = cfg.dataset.image_size
     scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
-    n_views = VIEWS[view_kind].crops
+    n_views = view_spec.crops
 
     def one_pass(epoch):
         epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
@@ -527,7 +492,7 @@ def _imagenet_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
 
         def finish(batch_no, b):
             crops = tf.unstack(b["crops"], axis=1)
-            out = _finish_views(cfg, view_kind, crops, _batch_seed(cfg, epoch, batch_no, pipe_id))
+            out = _finish_views(cfg, view_spec, crops, _batch_seed(cfg, epoch, batch_no, pipe_id))
             out["index"], out["label"] = b["index"], b["label"]
             return out
 
@@ -576,8 +541,8 @@ def _with_order_key(epoch_seed):
     return add
 
 
-def _audio_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
-    del view_kind
+def _audio_train(cfg, view_spec, ctx, start_epoch, global_batch, steps):
+    del view_spec
     _, _, replicas_here = _pipelines(ctx)
     per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
     window = _audio_window(cfg.dataset)
@@ -633,8 +598,8 @@ def _multiview_parse(cfg):
     return parse
 
 
-def _multiview_train(cfg, view_kind, ctx, start_epoch, global_batch, steps):
-    del view_kind
+def _multiview_train(cfg, view_spec, ctx, start_epoch, global_batch, steps):
+    del view_spec
     _, _, replicas_here = _pipelines(ctx)
     per_replica = ctx.get_per_replica_batch_size(global_batch) if ctx else global_batch
     scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
@@ -674,7 +639,8 @@ def _multiview_eval(cfg, split, ctx, per_replica):
 
 
 def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
-                  split: str = "train", training: bool = True, view_kind: str = "single",
+                  split: str = "train", training: bool = True,
+                  view_spec: views.ViewSpec = views.SINGLE,
                   start_epoch: int = 0, start_step: int = 0) -> tf.data.Dataset:
     """The dataset for one input pipeline (pass to distribute_datasets_from_function).
 
@@ -684,19 +650,16 @@ def build_dataset(cfg, input_context: tf.distribute.InputContext | None = None,
     ``training=False`` gives one ordered pass over ``split`` with the
     evaluation view and per-replica batches of ``cfg.eval.batch_size`` (global).
     """
-    if view_kind not in VIEWS:
-        raise ValueError(f"unknown view kind {view_kind!r}; known: {sorted(VIEWS)}")
     info = describe(cfg.dataset)
     if training:
         steps = steps_per_epoch(cfg, info, _pipelines(input_context)[0])
         maker = {"imagenet": _imagenet_train, "multiview": _multiview_train,
                  "audio": _audio_train}.get(cfg.dataset.name, _array_train)
-        needed = _DATASET_VIEW.get(cfg.dataset.name)
-        if view_kind != needed and (needed or view_kind in _DATASET_VIEW.values()):
-            raise ValueError(f"view kind {view_kind!r} does not fit dataset "
-                             f"{cfg.dataset.name!r} (multi-view records need 'multiview', "
-                             "audio needs 'waveform')")
-        ds = maker(cfg, view_kind, input_context, start_epoch, cfg.train.batch_size, steps)
+        source = _DATASET_SOURCE.get(cfg.dataset.name, views.IMAGE)
+        if view_spec.source != source:
+            raise ValueError(f"views of source {view_spec.source!r} do not fit dataset "
+                             f"{cfg.dataset.name!r}, which yields {source!r}")
+        ds = maker(cfg, view_spec, input_context, start_epoch, cfg.train.batch_size, steps)
         if start_step:
             ds = ds.skip(start_step * _pipelines(input_context)[2])
     else:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import keras
 
+from tf_contrastive.core import views
 from tf_contrastive.methods.cmc import CMC
 from tf_contrastive.methods.cpc_audio import CPCAudio
 from tf_contrastive.methods.cpc_image import DIRECTIONS, CPCImage
@@ -34,7 +35,7 @@ class MethodSpec:
     """How to build a method from (cfg, dataset info) and which views it consumes."""
 
     build: Callable[..., keras.Model]
-    view_kind: Callable[..., str]
+    views: Callable[..., views.ViewSpec]  # (cfg, dataset info) -> the training batches' views
     has_bank: bool
 
 
@@ -105,14 +106,24 @@ def _build_cpc_image(cfg, info) -> keras.Model:
                     global_negatives=d.global_negatives, name="cpc_image")
 
 
+def _cmc_view_spec(cfg, info) -> views.ViewSpec:
+    if info.source == views.NAMED_VIEWS:
+        return views.DATASET_VIEWS
+    return views.channel_split(cfg.cmc.views, cfg.cmc.same_crop, cfg.cmc.jitter)
+
+
+def _cpc_image_view_spec(cfg, info) -> views.ViewSpec:
+    d = cfg.cpc_image
+    return views.patch_grid(d.patch_size, d.patch_stride, d.patch_jitter)
+
+
 METHODS = {
-    "instdisc": MethodSpec(_build_instdisc, lambda cfg: "single", has_bank=True),
-    "invaspread": MethodSpec(_build_invaspread, lambda cfg: "pair", has_bank=False),
-    "cmc": MethodSpec(_build_cmc, lambda cfg: "multiview" if cfg.dataset.name == "multiview"
-                      else cfg.cmc.views + ("" if cfg.cmc.same_crop else "/own_crops"),
-                      has_bank=True),
-    "cpc_audio": MethodSpec(_build_cpc_audio, lambda cfg: "waveform", has_bank=False),
-    "cpc_image": MethodSpec(_build_cpc_image, lambda cfg: "patches", has_bank=False),
+    "instdisc": MethodSpec(_build_instdisc, lambda cfg, info: views.SINGLE, has_bank=True),
+    "invaspread": MethodSpec(_build_invaspread, lambda cfg, info: views.PAIR, has_bank=False),
+    "cmc": MethodSpec(_build_cmc, _cmc_view_spec, has_bank=True),
+    "cpc_audio": MethodSpec(_build_cpc_audio, lambda cfg, info: views.WAVEFORM_WINDOW,
+                            has_bank=False),
+    "cpc_image": MethodSpec(_build_cpc_image, _cpc_image_view_spec, has_bank=False),
 }
 
 
