@@ -36,7 +36,10 @@ def _fill_bank(strategy, model, cfg) -> None:
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: pipeline.build_dataset(cfg, ctx, split="train", training=False))
 
-    @tf.function
+    # Traced for the dataset's spec (batch size unknown), not each batch's shapes: a last step
+    # that leaves a replica with no rows would otherwise trace a static batch of 0, which
+    # Keras's Add mistakes for a bias and fails on.
+    @tf.function(input_signature=[dataset.element_spec])
     def step(batch):
         return strategy.run(model.fill_bank_step, args=(batch,))
 

@@ -99,8 +99,7 @@ def _state(model):
 @pytest.mark.parametrize("method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image"])
 def test_two_replicas_equal_one_device(method, mirrored):
     cfg = _cfg(method)
-    batches = _batches(get_method(method).views(cfg, DatasetInfo(40, 0, 3, (H, H, 1),
-                                                                          (0.5,), (0.25,))))
+    batches = _batches(get_method(method).views(cfg, INFO))
     single = _build(cfg, tf.distribute.get_strategy())
     double = _build(cfg, mirrored)
     step1 = tf.function(single.train_step)
@@ -126,6 +125,33 @@ def test_two_replicas_equal_one_device(method, mirrored):
     for a, b in zip(w1, w2, strict=True):
         np.testing.assert_allclose(a, b, atol=ATOL)
     for bank1, bank2 in zip(banks1, banks2, strict=True):
+        copies = [v.numpy() for v in bank2.features.value.values]
+        np.testing.assert_array_equal(copies[0], copies[1])
+        np.testing.assert_allclose(bank1.features.numpy(), copies[0], atol=ATOL)
+
+
+@pytest.mark.parametrize("method", ["instdisc", "cmc"])
+def test_a_warm_start_step_that_leaves_a_replica_no_rows_fills_the_bank(method, mirrored):
+    # The last evaluation batch can be smaller than the replicas' share: replica 1 gets no
+    # rows here. It must still join the bank update (its kernels fail on a batch of 0).
+    cfg = _cfg(method)
+    rng = np.random.default_rng(1)
+    batch = {"image": rng.random((5, H, H, 1)).astype(np.float32),
+             "index": np.array([3, 7, 11, 19, 23], np.int32),
+             "label": np.array([0, 1, 2, 0, 1], np.int32)}
+    single = _build(cfg, tf.distribute.get_strategy())
+    double = _build(cfg, mirrored)
+    single.fill_bank_step({k: tf.constant(v) for k, v in batch.items()})
+
+    def local(ctx):
+        return {k: v if ctx.replica_id_in_sync_group == 0 else v[:0] for k, v in batch.items()}
+
+    @tf.function
+    def fill(dist):
+        return mirrored.run(double.fill_bank_step, args=(dist,))
+
+    fill(mirrored.experimental_distribute_values_from_function(local))
+    for bank1, bank2 in zip(_state(single)[1], _state(double)[1], strict=True):
         copies = [v.numpy() for v in bank2.features.value.values]
         np.testing.assert_array_equal(copies[0], copies[1])
         np.testing.assert_allclose(bank1.features.numpy(), copies[0], atol=ATOL)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import tensorflow as tf
 
@@ -78,6 +80,19 @@ class ContrastiveModel(keras.Model):
             # which needs a leading axis: give it one; the reduction returns scalars.
             results = {k: tf.reshape(v, [1]) for k, v in results.items()}
         return results
+
+
+def encode_rows(x: tf.Tensor, encode: Callable, encoders: list) -> list[tf.Tensor]:
+    """``encode(x)`` (one feature batch per encoder), also for a replica left with no rows.
+
+    A warm start's last batch can leave a replica with none, and some kernels fail
+    on a batch of 0 (oneDNN's convolutions, MirrorPad); that replica then
+    contributes empty [0, D] blocks to the cross-replica bank update it must
+    still join.
+    """
+    outs = [e.outputs[0] for e in encoders]
+    return tf.cond(tf.shape(x)[0] > 0, lambda: list(encode(x)),
+                   lambda: [tf.zeros([0, o.shape[-1]], o.dtype) for o in outs])
 
 
 def candidates_of(x: tf.Tensor, across_replicas: bool) -> tuple[tf.Tensor | None, tf.Tensor]:

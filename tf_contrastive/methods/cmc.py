@@ -30,7 +30,7 @@ from tf_contrastive.core import distribute
 from tf_contrastive.losses.nce import estimate_z, nce_loss, next_z
 from tf_contrastive.losses.softmax_bank import softmax_bank_loss
 from tf_contrastive.memory import MemoryBank
-from tf_contrastive.methods.base import ContrastiveModel
+from tf_contrastive.methods.base import ContrastiveModel, encode_rows
 
 
 def view_pairs(num_views: int, objective: str) -> list[tuple[int, int]]:
@@ -143,8 +143,12 @@ class CMC(ContrastiveModel):
     def fill_bank_step(self, data):
         """Warm start from evaluation batches (``image``): each view's bank rows set
         to its encoder's features of the image's view."""
-        views = self.encoder.get_layer("view_split")(data["image"])
-        for view, enc, bank in zip(views, self.view_encoders, self.banks, strict=True):
-            bank.update(data["index"], enc(view, training=False), momentum=0.0,
-                        labels=data.get("label"))
+        def encode(image):
+            views = self.encoder.get_layer("view_split")(image)
+            return [enc(view, training=False)
+                    for view, enc in zip(views, self.view_encoders, strict=True)]
+
+        feats = encode_rows(data["image"], encode, self.view_encoders)
+        for f, bank in zip(feats, self.banks, strict=True):
+            bank.update(data["index"], f, momentum=0.0, labels=data.get("label"))
         return tf.shape(data["index"])[0]

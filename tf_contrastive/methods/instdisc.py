@@ -27,7 +27,7 @@ from tf_contrastive.core import distribute
 from tf_contrastive.losses.nce import estimate_z, nce_loss, next_z
 from tf_contrastive.losses.softmax_bank import softmax_bank_loss
 from tf_contrastive.memory import MemoryBank
-from tf_contrastive.methods.base import ContrastiveModel
+from tf_contrastive.methods.base import ContrastiveModel, encode_rows
 
 
 class InstDisc(ContrastiveModel):
@@ -90,6 +90,7 @@ class InstDisc(ContrastiveModel):
 
     def fill_bank_step(self, data):
         """Overwrites the batch's bank rows with the current encoder's features."""
-        feats = self.encoder(data["image"], training=False)
+        (feats,) = encode_rows(data["image"], lambda x: [self.encoder(x, training=False)],
+                               [self.encoder])
         self.bank.update(data["index"], feats, momentum=0.0, labels=data.get("label"))
         return tf.shape(feats)[0]
