@@ -7,6 +7,10 @@ runtime, so this runs at import time, before any test module builds a tensor.
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests see the runtime's documented defaults, not what tools/benchmark.py --what=settings
+# --save chose for this machine (test subprocesses inherit this too).
+os.environ["TF_CONTRASTIVE_SETTINGS"] = os.path.join(os.path.dirname(__file__), "absent",
+                                                     "settings.json")
 
 import tensorflow as tf  # noqa: E402
 
