@@ -231,7 +231,7 @@ def test_label_keys_are_validated():
         validate(cfg)
     cfg.dataset.label_base = 1
     with pytest.raises(ConfigError, match="fashion_mnist labels are 0-based"):
-        validate(cfg)
+        validate(cfg, rules=(pipeline.check_config,))
     cfg.dataset.label_base = -1
     cfg.dataset.num_classes = -3
     with pytest.raises(ConfigError, match="dataset.num_classes: must be >= 0"):
