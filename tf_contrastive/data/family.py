@@ -108,8 +108,9 @@ class Family:
 
         def whole(encoded):
             image = tf.io.decode_jpeg(encoded, channels=channels)
-            image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [size, size],
-                                    method="bilinear", antialias=True)
+            image = tf.image.resize(
+                tf.cast(image, tf.float32) / 255.0, [size, size], method="bilinear", antialias=True
+            )
             return tf.clip_by_value(image, 0.0, 1.0)
 
         return whole
@@ -160,19 +161,37 @@ class RecordFamily(Family):
             eval_off = "config.dataset.labeled=False"
         elif not n_eval:
             eval_off = f"no validation shards in {ds_cfg.data_dir}"
-        return DatasetInfo(sum(shard_sizes), n_eval, spec.num_classes, shape, mean, std,
-                           labeled=spec.labeled, train_shards=shard_sizes, eval_off=eval_off,
-                           source=self.source)
+        return DatasetInfo(
+            sum(shard_sizes),
+            n_eval,
+            spec.num_classes,
+            shape,
+            mean,
+            std,
+            labeled=spec.labeled,
+            train_shards=shard_sizes,
+            eval_off=eval_off,
+            source=self.source,
+        )
 
     def records(self, cfg, split: str, part: InputSlice, epoch=None, check=None):
         """(serialized, id, position, path) of this pipeline's shards of ``split``
         ("train", else the validation shards)."""
-        return self.reader.read(cfg, "train" if split == "train" else "validation",
-                                part.pipelines, part.pipeline_id, epoch, check)
+        return self.reader.read(
+            cfg,
+            "train" if split == "train" else "validation",
+            part.pipelines,
+            part.pipeline_id,
+            epoch,
+            check,
+        )
 
     def run_facts(self, ds_cfg) -> dict:
         """Shard names, record counts (cached by the reader) and byte sizes."""
         files = shards.shard_files(ds_cfg.data_dir, "train")
-        return {"run.train_shards": [
-            [os.path.basename(f), int(n), int(tf.io.gfile.stat(f).length)]
-            for f, n in zip(files, shards.record_counts(files), strict=True)]}
+        return {
+            "run.train_shards": [
+                [os.path.basename(f), int(n), int(tf.io.gfile.stat(f).length)]
+                for f, n in zip(files, shards.record_counts(files), strict=True)
+            ]
+        }

@@ -55,11 +55,15 @@ def _checked(scan: records.ShardScan, skip_bad: bool) -> int:
     if not scan.damage:
         return scan.records
     if not skip_bad:
-        raise ValueError(f"{scan.path}: corrupt or truncated TFRecord after {scan.records} "
-                         f"records ({scan.damage})")
-    print(f"warning: {scan.path}: corrupt or truncated TFRecord after {scan.records} records "
-          f"({scan.damage}); the records before it are used, the rest skipped",
-          file=sys.stderr)
+        raise ValueError(
+            f"{scan.path}: corrupt or truncated TFRecord after {scan.records} "
+            f"records ({scan.damage})"
+        )
+    print(
+        f"warning: {scan.path}: corrupt or truncated TFRecord after {scan.records} records "
+        f"({scan.damage}); the records before it are used, the rest skipped",
+        file=sys.stderr,
+    )
     return scan.records + 1
 
 
@@ -121,8 +125,9 @@ def record_counts(files: list[str], skip_bad: bool = False) -> list[int]:
     counts = []
     for path in files:
         entry = cached(path)
-        scan = records.ShardScan(path, int(entry["records"]), int(entry["bytes"]),
-                                 entry.get("damage", ""))
+        scan = records.ShardScan(
+            path, int(entry["records"]), int(entry["bytes"]), entry.get("damage", "")
+        )
         counts.append(_checked(scan, skip_bad))
     return counts
 
@@ -152,8 +157,10 @@ class ShardIndex:
     def limited(self, limit: int) -> tuple[int, ...]:
         """Records of each shard among the first ``limit`` ids (0 = all)."""
         ends = (*self.offsets[1:], self.total)
-        return tuple(min(end, limit) - min(start, limit) if limit else end - start
-                     for start, end in zip(self.offsets, ends, strict=True))
+        return tuple(
+            min(end, limit) - min(start, limit) if limit else end - start
+            for start, end in zip(self.offsets, ends, strict=True)
+        )
 
 
 def _signature(files: list[str]) -> tuple:
@@ -210,8 +217,9 @@ class SkipCounter:
     def variable(self) -> tf.Variable:
         if self._variable is None:
             with tf.init_scope():
-                self._variable = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                             name="skipped_records")
+                self._variable = tf.Variable(
+                    0, dtype=tf.int64, trainable=False, name="skipped_records"
+                )
         return self._variable
 
     @staticmethod
@@ -234,6 +242,7 @@ class SkipCounter:
         def counted(ok):
             total = counter.assign_add(tf.cast(tf.logical_not(ok), tf.int64))
             return tf.logical_and(ok, total >= 0)  # a data dependency keeps the update
+
         return counted
 
 
@@ -248,8 +257,9 @@ class RecordShards:
     def index(self, ds_cfg, split: str) -> ShardIndex:
         return self.catalog.index(ds_cfg.data_dir, split, ds_cfg.skip_bad_records)
 
-    def read(self, cfg, split: str, pipelines: int, pipeline_id: int, epoch=None,
-             check=None) -> tf.data.Dataset:
+    def read(
+        self, cfg, split: str, pipelines: int, pipeline_id: int, epoch=None, check=None
+    ) -> tf.data.Dataset:
         """(serialized, id, position, path) for this pipeline's shards.
 
         Shards are split between input pipelines by position in the sorted list
@@ -261,17 +271,21 @@ class RecordShards:
         index = self.index(cfg.dataset, split)
         files, offsets, counts = list(index.files), list(index.offsets), index.counts
         if len(files) < pipelines:
-            raise ValueError(f"{cfg.dataset.data_dir}: {len(files)} {split} shards cannot be "
-                             f"split across {pipelines} input pipelines")
+            raise ValueError(
+                f"{cfg.dataset.data_dir}: {len(files)} {split} shards cannot be "
+                f"split across {pipelines} input pipelines"
+            )
         files_t = tf.constant(files[pipeline_id::pipelines])
         offsets_t = tf.constant(offsets[pipeline_id::pipelines], tf.int64)
         counts_t = tf.constant(counts[pipeline_id::pipelines], tf.int64)
         if epoch is not None:
             key = tf.stack([tf.cast(cfg.seed, tf.int64), tf.cast(epoch, tf.int64)])
-            order = tf.argsort(tf.random.stateless_uniform([len(files[pipeline_id::pipelines])],
-                                                           key))
-            files_t, offsets_t, counts_t = (tf.gather(t, order)
-                                            for t in (files_t, offsets_t, counts_t))
+            order = tf.argsort(
+                tf.random.stateless_uniform([len(files[pipeline_id::pipelines])], key)
+            )
+            files_t, offsets_t, counts_t = (
+                tf.gather(t, order) for t in (files_t, offsets_t, counts_t)
+            )
         skip_bad = cfg.dataset.skip_bad_records
         adder = self.skipped.adder(cfg, epoch is not None)
         total = index.total
@@ -280,8 +294,9 @@ class RecordShards:
             return records.read_shard(path, offset, n, skip_bad, check, adder, total)
 
         ds = tf.data.Dataset.from_tensor_slices((files_t, offsets_t, counts_t))
-        return ds.interleave(shard, cycle_length=min(16, len(files)),
-                             num_parallel_calls=AUTOTUNE, deterministic=True)
+        return ds.interleave(
+            shard, cycle_length=min(16, len(files)), num_parallel_calls=AUTOTUNE, deterministic=True
+        )
 
     def find_rejected(self, ds_cfg, check) -> list[str]:
         """Re-reads the training and validation shards one by one with ``check``; the
@@ -292,8 +307,13 @@ class RecordShards:
                 continue
             index = self.index(ds_cfg, split)
             for path, first, n in zip(index.files, index.offsets, index.counts, strict=True):
-                ds = records.read_shard(tf.constant(path), tf.constant(first, tf.int64),
-                                        tf.constant(n, tf.int64), False, check)
+                ds = records.read_shard(
+                    tf.constant(path),
+                    tf.constant(first, tf.int64),
+                    tf.constant(n, tf.int64),
+                    False,
+                    check,
+                )
                 try:
                     for _ in ds.batch(256).prefetch(2):
                         pass
@@ -316,16 +336,22 @@ def keyed_shuffle(ds: tf.data.Dataset, buffer: int) -> tf.data.Dataset:
     the same permutation every epoch. Blocks hold fixed-size windows, not whole
     utterances: memory is ``buffer`` * window * 4 bytes.
     """
+
     def permute(block):
         order = tf.argsort(block.pop("key"))
         return {k: tf.gather(v, order) for k, v in block.items()}
+
     return ds.batch(max(int(buffer), 1)).map(permute, num_parallel_calls=AUTOTUNE).unbatch()
 
 
 def with_order_key(epoch_seed):
     """Adds ``key``: a stateless draw from (epoch seed, instance id), for keyed_shuffle."""
+
     def add(r):
         seed = tf.stack([tf.cast(epoch_seed, tf.int64) + 7_919, tf.cast(r["index"], tf.int64)])
-        return {**r, "key": tf.random.stateless_uniform([], seed, minval=None, maxval=None,
-                                                         dtype=tf.int64)}
+        return {
+            **r,
+            "key": tf.random.stateless_uniform([], seed, minval=None, maxval=None, dtype=tf.int64),
+        }
+
     return add
