@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tf_contrastive.core import views
 from tf_contrastive.core.config import base_config
-from tf_contrastive.data import imagenet, pipeline
+from tf_contrastive.data import pipeline, shards
 from tools.build_imagenet_tfrecords import convert
 
 SYNSETS = ["n01440764", "n01443537", "n01484850"]
@@ -111,8 +111,8 @@ def test_derived_ids_equal_written_ids_and_are_stable(converted):
                     np.testing.assert_array_equal(seen[idx], img)
                 seen[idx] = img
     assert sorted(seen) == list(range(12))
-    files = imagenet.shard_files(out, "train")
-    offsets, total = imagenet.shard_offsets(files)
+    files = shards.shard_files(out, "train")
+    offsets, total = shards.shard_offsets(files)
     assert total == 12
     for f, off in zip(files, offsets, strict=True):
         for pos, feat in enumerate(_records(f)):
@@ -159,8 +159,8 @@ def test_counts_cache_is_written_for_official_data_without_one(converted, tmp_pa
     for name in os.listdir(out):
         if name.startswith("train"):
             (data / name).write_bytes(open(os.path.join(out, name), "rb").read())
-    files = imagenet.shard_files(str(data), "train")
-    offsets, total = imagenet.shard_offsets(files)
+    files = shards.shard_files(str(data), "train")
+    offsets, total = shards.shard_offsets(files)
     assert total == 12 and offsets[0] == 0
     assert (data / "record_counts.json").exists()
 

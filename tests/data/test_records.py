@@ -11,6 +11,7 @@ import tensorflow as tf
 from tests.data.test_imagenet_tfrecords import _cfg, _rewrite_record, _write_image_folder
 from tf_contrastive.core import views
 from tf_contrastive.data import imagenet, pipeline, records
+from tf_contrastive.data import shards as shard_lib
 from tools.build_imagenet_tfrecords import convert
 
 
@@ -65,7 +66,7 @@ def test_truncated_shard_is_named_with_tensorflows_offset(shards, tmp_path):
         match=f"train-00001-of-00003: .* after {n - 1} records "
         rf"\(truncated record at {scan.offset}\)",
     ):
-        imagenet.shard_offsets(imagenet.shard_files(data, "train"))
+        shard_lib.shard_offsets(shard_lib.shard_files(data, "train"))
 
 
 @pytest.mark.parametrize("bogus", [1, 1 << 40])
@@ -139,7 +140,7 @@ def test_corrupt_jpeg_body_is_named_and_skipped(shards, tmp_path, capfd):
     tf.image.extract_jpeg_shape(bad)  # the header still parses
     with pytest.raises(tf.errors.InvalidArgumentError):
         tf.io.decode_jpeg(bad)
-    first = imagenet.shard_offsets(imagenet.shard_files(data, "train"))[0][2]
+    first = shard_lib.shard_offsets(shard_lib.shard_files(data, "train"))[0][2]
     _rewrite_record(tmp_path / "d", "train-00002-of-00003", 1, encoded=bad)
     cfg = _cfg(data, skip_bad_records=True)
     assert _eval_ids(cfg) == [i for i in range(12) if i != first + 1]
