@@ -14,8 +14,11 @@ from tf_contrastive.core.config import ConfigError, base_config
 from tf_contrastive.data.pipeline import DatasetInfo
 from tf_contrastive.methods import METHODS, InstDisc, get_method, other_sections, validate
 
-CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                 if not os.path.basename(p).startswith("_"))
+CONFIGS = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+    if not os.path.basename(p).startswith("_")
+)
 # What each dataset family yields (its DatasetInfo.source) and its images' channels.
 _SOURCES = {"multiview": views.NAMED_VIEWS, "audio": views.WAVEFORM}
 _CHANNELS = {"imagenet": 3}
@@ -29,12 +32,16 @@ def _info(cfg, num_train=None, channels=None):
     if source == views.WAVEFORM:
         shape, c = (ds.audio_window,), 1
     else:
-        c = channels or (int(ds.view_channels[0]) if source == views.NAMED_VIEWS
-                         else _CHANNELS.get(ds.name, 1))
+        c = channels or (
+            int(ds.view_channels[0]) if source == views.NAMED_VIEWS else _CHANNELS.get(ds.name, 1)
+        )
         shape = (ds.image_size, ds.image_size, c)
     section = cfg[get_method(cfg.method).section]
-    n = num_train or max(int(section.get("num_negatives", 0)) + 1, cfg.train.batch_size,
-                         cfg.train.steps_per_epoch * cfg.train.batch_size)
+    n = num_train or max(
+        int(section.get("num_negatives", 0)) + 1,
+        cfg.train.batch_size,
+        cfg.train.steps_per_epoch * cfg.train.batch_size,
+    )
     return DatasetInfo(n, 10, 10, shape, (0.5,) * c, (0.25,) * c, source=source)
 
 
@@ -42,8 +49,11 @@ def checkpoint_misses(model) -> list[str]:
     """Names of the model's weights that tf.train.Checkpoint would not save."""
     root = tf.train.Checkpoint(model=model)  # the view holds only a weak reference
     found = {id(obj) for obj in tf.train.TrackableView(root).descendants()}
-    return [w.path for w in model.weights
-            if id(w) not in found and id(getattr(w, "value", None)) not in found]
+    return [
+        w.path
+        for w in model.weights
+        if id(w) not in found and id(getattr(w, "value", None)) not in found
+    ]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -85,22 +95,33 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
         get_method("simclr")
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("instdisc.temperature", 0.0, "config.instdisc.temperature: must be > 0, got 0.0"),
-    ("instdisc.loss", "hinge", r"config.instdisc.loss: 'hinge' is not one of \('nce', 'softmax'\)"),
-    ("cmc.loss", "hinge", "config.cmc.loss: 'hinge'"),
-    ("cmc.z_momentum", 1.5, r"cmc.z_momentum: must be in \[0, 1\), got 1.5"),
-    ("cmc.z_momentum", -0.1, "cmc.z_momentum"),
-    ("cmc.views", "hsv", r"config.cmc.views: 'hsv' is not one of \('lab', 'ycbcr', "),
-    ("cmc.objective", "star", "config.cmc.objective: 'star'"),
-    ("invaspread.temperature", -1.0, "config.invaspread.temperature"),
-    ("cpc.negatives", "random", "config.cpc.negatives: 'random'"),
-    ("cpc.enc_kernels", (10, 8), "config.cpc.enc_strides"),
-    ("model.backbone", "vgg", r"config.model.backbone: 'vgg' is not one of \('resnet18_cifar'"),
-    ("optimizer.name", "adagrad", r"config.optimizer.name: 'adagrad' is not one of "
-                                  r"\('sgd', 'adamw', 'adam'\)"),
-    ("method", "simclr", "config.method: 'simclr'"),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("instdisc.temperature", 0.0, "config.instdisc.temperature: must be > 0, got 0.0"),
+        (
+            "instdisc.loss",
+            "hinge",
+            r"config.instdisc.loss: 'hinge' is not one of \('nce', 'softmax'\)",
+        ),
+        ("cmc.loss", "hinge", "config.cmc.loss: 'hinge'"),
+        ("cmc.z_momentum", 1.5, r"cmc.z_momentum: must be in \[0, 1\), got 1.5"),
+        ("cmc.z_momentum", -0.1, "cmc.z_momentum"),
+        ("cmc.views", "hsv", r"config.cmc.views: 'hsv' is not one of \('lab', 'ycbcr', "),
+        ("cmc.objective", "star", "config.cmc.objective: 'star'"),
+        ("invaspread.temperature", -1.0, "config.invaspread.temperature"),
+        ("cpc.negatives", "random", "config.cpc.negatives: 'random'"),
+        ("cpc.enc_kernels", (10, 8), "config.cpc.enc_strides"),
+        ("model.backbone", "vgg", r"config.model.backbone: 'vgg' is not one of \('resnet18_cifar'"),
+        (
+            "optimizer.name",
+            "adagrad",
+            r"config.optimizer.name: 'adagrad' is not one of "
+            r"\('sgd', 'adamw', 'adam'\)",
+        ),
+        ("method", "simclr", "config.method: 'simclr'"),
+    ],
+)
 def test_every_section_is_checked_whichever_method_runs(key, value, match):
     cfg = base_config()  # method instdisc: the other sections are checked too
     *section, name = key.split(".")
@@ -111,8 +132,10 @@ def test_every_section_is_checked_whichever_method_runs(key, value, match):
 
 def test_bank_methods_need_fewer_negatives_than_instances():
     cfg = base_config()
-    with pytest.raises(ConfigError, match="config.instdisc.num_negatives: K=4096 must be < "
-                                          "N=1000 training examples"):
+    with pytest.raises(
+        ConfigError,
+        match="config.instdisc.num_negatives: K=4096 must be < N=1000 training examples",
+    ):
         validate(cfg, _info(cfg, num_train=1000))
     cfg.method = "cmc"
     cfg.cmc.views = "intensity_gradient"
@@ -125,9 +148,12 @@ def test_cmc_channel_split_must_fit_the_images(split, channels):
     cfg = base_config()
     cfg.method, cfg.cmc.views = "cmc", split
     validate(cfg)  # no data known: nothing to check
-    with pytest.raises(ConfigError, match=f"config.cmc.views: '{split}' splits .*-channel "
-                                          f"images, the fashion_mnist images have {channels} "
-                                          "channel"):
+    with pytest.raises(
+        ConfigError,
+        match=f"config.cmc.views: '{split}' splits .*-channel "
+        f"images, the fashion_mnist images have {channels} "
+        "channel",
+    ):
         validate(cfg, _info(cfg, channels=channels))
     validate(cfg, _info(cfg, channels=4 - channels))
 
@@ -135,13 +161,19 @@ def test_cmc_channel_split_must_fit_the_images(split, channels):
 def test_a_method_trains_only_on_the_data_it_declares():
     cfg = base_config()
     cfg.method = "cpc_audio"
-    with pytest.raises(ConfigError, match="config.dataset.name: method 'cpc_audio' trains on "
-                                          "waveform data; the 'fashion_mnist' dataset yields "
-                                          "image data"):
+    with pytest.raises(
+        ConfigError,
+        match="config.dataset.name: method 'cpc_audio' trains on "
+        "waveform data; the 'fashion_mnist' dataset yields "
+        "image data",
+    ):
         validate(cfg, _info(cfg))
     cfg.method, cfg.dataset.name = "instdisc", "audio"
-    with pytest.raises(ConfigError, match=r"yields waveform data \(methods for it: "
-                                          r"\['cpc_audio'\]\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"yields waveform data \(methods for it: "
+        r"\['cpc_audio'\]\)",
+    ):
         validate(cfg, _info(cfg))
     cfg.method, cfg.dataset.name = "cmc", "multiview"
     cfg.cmc.warm_start = True
@@ -149,10 +181,13 @@ def test_a_method_trains_only_on_the_data_it_declares():
         validate(cfg, _info(cfg))
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda c: setattr(c.dataset, "audio_window", 20100), "dataset.audio_window"),
-    (lambda c: setattr(c.cpc, "prediction_steps", 128), "dataset.audio_window"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda c: setattr(c.dataset, "audio_window", 20100), "dataset.audio_window"),
+        (lambda c: setattr(c.cpc, "prediction_steps", 128), "dataset.audio_window"),
+    ],
+)
 def test_cpc_audio_window_must_fit_the_encoder(edit, match):
     cfg = base_config()
     cfg.method, cfg.dataset.name = "cpc_audio", "audio"

@@ -45,35 +45,50 @@ def check_section(cfg, section: str) -> None:
     if not 0 <= d.z_momentum < 1:
         raise ConfigError(f"config.{section}.z_momentum: must be in [0, 1), got {d.z_momentum}")
     if d.num_negatives < 1:
-        raise ConfigError(f"config.{section}.num_negatives: must be >= 1, got "
-                          f"{d.num_negatives}")
+        raise ConfigError(f"config.{section}.num_negatives: must be >= 1, got {d.num_negatives}")
 
 
 def check_negatives(cfg, section: str, info) -> None:
     """K < N: fewer noise rows than bank rows (the training examples of ``info``)."""
     k = cfg[section].num_negatives
     if info is not None and k >= info.num_train:
-        raise ConfigError(f"config.{section}.num_negatives: K={k} must be < "
-                          f"N={info.num_train} training examples")
+        raise ConfigError(
+            f"config.{section}.num_negatives: K={k} must be < N={info.num_train} training examples"
+        )
 
 
 def z_refusal(section: str, key: str, old: dict, new: dict) -> str | None:
     """A resume may not change tau under a frozen NCE Z (``core.fingerprint`` hook)."""
-    if (key == f"{section}.temperature" and old.get(f"{section}.loss") == "nce"
-            and new.get(f"{section}.loss") == "nce" and not new.get(f"{section}.z_momentum")):
-        return (f"NCE's normaliser Z was estimated on the first batch under tau={old[key]} "
-                f"and stays frozen ({section}.z_momentum=0): under another tau the NCE loss "
-                f"would use a wrong Z (set {section}.z_momentum > 0 so that Z follows the new "
-                "tau, or train in a new --workdir)")
+    if (
+        key == f"{section}.temperature"
+        and old.get(f"{section}.loss") == "nce"
+        and new.get(f"{section}.loss") == "nce"
+        and not new.get(f"{section}.z_momentum")
+    ):
+        return (
+            f"NCE's normaliser Z was estimated on the first batch under tau={old[key]} "
+            f"and stays frozen ({section}.z_momentum=0): under another tau the NCE loss "
+            f"would use a wrong Z (set {section}.z_momentum > 0 so that Z follows the new "
+            "tau, or train in a new --workdir)"
+        )
     return None
 
 
 class BankObjective:
     """NCE or sampled softmax over bank rows, with noise sampling and bank updates."""
 
-    def __init__(self, num_instances: int, num_negatives: int, temperature: float,
-                 momentum: float, loss: str, z_momentum: float, shared_negatives: bool,
-                 seed: int, section: str):
+    def __init__(
+        self,
+        num_instances: int,
+        num_negatives: int,
+        temperature: float,
+        momentum: float,
+        loss: str,
+        z_momentum: float,
+        shared_negatives: bool,
+        seed: int,
+        section: str,
+    ):
         self.kind = check_loss(loss, f"{section}.loss")
         self.num_instances = int(num_instances)
         self.num_negatives = int(num_negatives)
@@ -89,15 +104,17 @@ class BankObjective:
 
     def noise_ids(self, bank: MemoryBank, local_batch: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
         """[B, K] noise ids for this replica ([1, K] when negatives are shared)."""
-        return bank.sample_noise(local_batch, self.num_negatives, self.seed, step,
-                                 shared=self.shared_negatives)
+        return bank.sample_noise(
+            local_batch, self.num_negatives, self.seed, step, shared=self.shared_negatives
+        )
 
     def logits(self, bank: MemoryBank, feats: tf.Tensor, ids: tf.Tensor, noise: tf.Tensor):
         """(pos [B], neg [B, K]) of ``feats`` against ``bank``, divided by tau."""
         return bank.logits(feats, ids, noise, self.temperature)
 
-    def loss(self, pos: tf.Tensor, neg: tf.Tensor,
-             z_current: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor | None]:
+    def loss(
+        self, pos: tf.Tensor, neg: tf.Tensor, z_current: tf.Tensor | None
+    ) -> tuple[tf.Tensor, tf.Tensor | None]:
         """(batch-mean loss, the Z to store or None) for logits ``pos``/``neg``.
 
         NCE: Z is this batch's estimate (mean over replicas) while ``z_current`` < 0
@@ -106,7 +123,8 @@ class BankObjective:
         if self.kind != "nce":
             return softmax_bank_loss(pos, neg), None
         z_est = distribute.all_reduce_mean(
-            estimate_z(tf.stop_gradient(pos), tf.stop_gradient(neg), self.num_instances))
+            estimate_z(tf.stop_gradient(pos), tf.stop_gradient(neg), self.num_instances)
+        )
         z = next_z(z_current, z_est, self.z_momentum)
         return nce_loss(pos, neg, z, self.num_instances), z
 
