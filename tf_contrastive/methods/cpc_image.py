@@ -122,6 +122,14 @@ def view_spec(cfg, info) -> views.ViewSpec:
     return views.patch_grid(d.patch_size, d.patch_stride, d.patch_jitter)
 
 
+def section_rules(cfg) -> None:
+    q = cfg.cpc_image
+    if q.directions not in DIRECTIONS:
+        raise ConfigError(f"config.cpc_image.directions: must be 1 or 4, got {q.directions}")
+    if q.patch_jitter < 0:
+        raise ConfigError(f"config.cpc_image.patch_jitter: must be >= 0, got {q.patch_jitter}")
+
+
 def rules(cfg, info=None) -> None:
     q, size = cfg.cpc_image, cfg.dataset.image_size
     if not 0 < q.patch_stride <= q.patch_size <= size:
@@ -131,14 +139,11 @@ def rules(cfg, info=None) -> None:
     if rows <= q.prediction_steps:
         raise ConfigError(f"config.cpc_image.prediction_steps: {q.prediction_steps} needs a "
                           f"grid of more rows than that; the patches give {rows}")
-    if q.directions not in DIRECTIONS:
-        raise ConfigError(f"config.cpc_image.directions: must be 1 or 4, got {q.directions}")
-    if q.patch_jitter < 0:
-        raise ConfigError(f"config.cpc_image.patch_jitter: must be >= 0, got {q.patch_jitter}")
 
 
 _SHAPE_KEYS = tuple(f"cpc_image.{k}" for k in ("feature_dim", "context_layers",
                                               "prediction_steps", "directions"))
 
-SPEC = MethodSpec(build, section="cpc_image", views=view_spec, rules=rules,
+SPEC = MethodSpec(build, section="cpc_image", views=view_spec, section_rules=section_rules,
+                  rules=rules,
                   refusal=lambda key, old, new: SHAPES_REASON if key in _SHAPE_KEYS else None)
