@@ -31,6 +31,19 @@ def mirrored():
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """(cfg, workdir, results) of one epoch of the InstDisc smoke config (per test module)."""
+    from tests.helpers import smoke_cfg
+    from tf_contrastive import trainer
+
+    workdir = str(tmp_path_factory.mktemp("run"))
+    cfg = smoke_cfg()
+    cfg.train.epochs = 1
+    results = trainer.run(cfg, workdir, verbose=0)
+    return cfg, workdir, results
+
+
 @pytest.fixture(scope="session")
 def audio_records(tmp_path_factory):
     """Audio TFRecords of 3 espeak-ng speakers x 4 utterances, phone-labelled (shared)."""

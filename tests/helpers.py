@@ -148,6 +148,19 @@ def train_in_subprocess(jobs: list[dict], logical_cpus: int = 2) -> str:
     return proc.stdout
 
 
+def invaspread_reference(x: np.ndarray, tau: float = 0.1) -> float:
+    """BatchCriterion(negM=1).forward, step by step in NumPy (x = [view0; view1])."""
+    n = x.shape[0]
+    reordered = np.concatenate([x[n // 2:], x[: n // 2]])
+    pos = np.exp((x * reordered).sum(1) / tau)
+    all_prob = np.exp(x @ x.T / tau) * (1 - np.eye(n))
+    all_div = all_prob.sum(1)
+    lnpmt = pos / all_div
+    lnpon = np.log(1 - all_prob / all_div[:, None])
+    lnpon = lnpon.sum(1) - np.log(1 - lnpmt)
+    return -(np.log(lnpmt).sum() + lnpon.sum()) / n
+
+
 def checkpoint_values(workdir: str, prefix: str | None = None) -> dict[str, np.ndarray]:
     """Every variable of the run's latest checkpoint (or ``prefix``), by object path.
 

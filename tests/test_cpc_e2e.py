@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_train_e2e import ROOT, _smoke_cfg
+from tests.helpers import ROOT, smoke_cfg
 from tf_contrastive import trainer
 from tf_contrastive.models import load_encoder
 
@@ -18,7 +18,7 @@ from tf_contrastive.models import load_encoder
 @pytest.fixture(scope="module")
 def audio_run(audio_records, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("cpc_audio_run"))
-    cfg = _smoke_cfg("smoke_cpc_audio")
+    cfg = smoke_cfg("smoke_cpc_audio")
     cfg.dataset.data_dir = audio_records
     cfg.train.epochs = 1
     return cfg, workdir, trainer.run(cfg, workdir, verbose=0)
@@ -88,7 +88,7 @@ def test_evaluate_binary_runs_speaker_and_phone_probes(audio_run, tmp_path):
 
 
 def test_cpc_image_trains_resumes_and_exports(tmp_path, capsys):
-    cfg = _smoke_cfg("smoke_cpc_image_digits")
+    cfg = smoke_cfg("smoke_cpc_image_digits")
     cfg.train.epochs = 1
     workdir = str(tmp_path / "run")
     results = trainer.run(cfg, workdir, verbose=0)

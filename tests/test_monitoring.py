@@ -11,7 +11,6 @@ import urllib.request
 
 import pytest
 
-from tests.test_train_e2e import first_run  # noqa: F401 - shared module fixture
 from tools.plot_knn import plot, read_scalar
 
 

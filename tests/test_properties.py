@@ -13,8 +13,10 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tf_contrastive.core.config import ConfigError, base_config, validate
+from tf_contrastive.core.config import ConfigError, base_config
 from tf_contrastive.data import audio, imagenet, labels
+from tf_contrastive.data.pipeline import DatasetInfo
+from tf_contrastive.methods import validate
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -121,7 +123,7 @@ def test_config_values_pass_or_fail_naming_their_key(data):
     section, name = key.split(".")
     cfg[section][name] = value
     try:
-        validate(cfg, num_instances=1500, num_replicas=2)
+        validate(cfg, DatasetInfo(1500, 500, 10, (28, 28, 1), (0.5,), (0.25,)), num_replicas=2)
     except ConfigError as e:
         assert not accepted(value), f"{key}={value!r} refused: {e}"
         assert f"config.{key}" in str(e)

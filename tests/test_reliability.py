@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_train_e2e import ROOT, _smoke_cfg
+from tests.helpers import ROOT, smoke_cfg
 from tf_contrastive import trainer
 from tf_contrastive.core.config import ConfigError
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp_path):
-    cfg = _smoke_cfg()
+    cfg = smoke_cfg()
     cfg.train.epochs = 1
     cfg.eval.projector_examples = 0
     trainer.run(cfg, str(tmp_path), verbose=0)  # one good epoch: ckpt-1
@@ -35,11 +35,11 @@ def test_unwritable_workdir_fails_before_training(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     with pytest.raises(OSError, match=f"--workdir {blocker}/run: not writable"):
-        trainer.run(_smoke_cfg(), str(blocker / "run"), verbose=0)
+        trainer.run(smoke_cfg(), str(blocker / "run"), verbose=0)
 
 
 def test_impossible_config_fails_before_any_work(tmp_path):
-    cfg = _smoke_cfg()
+    cfg = smoke_cfg()
     cfg.instdisc.num_negatives = 5000  # digits has 1500 training images
     with pytest.raises(ConfigError, match="instdisc.num_negatives: K=5000 must be < N=1500"):
         trainer.run(cfg, str(tmp_path / "run"), verbose=0)
@@ -53,7 +53,7 @@ def test_impossible_config_fails_before_any_work(tmp_path):
     (lambda c: setattr(c.optimizer, "name", "adagrad"), "config.optimizer.name: 'adagrad'"),
 ])
 def test_views_and_enums_fail_at_validate_before_any_file(tmp_path, edit, match):
-    cfg = _smoke_cfg("smoke_cmc_digits")
+    cfg = smoke_cfg("smoke_cmc_digits")
     edit(cfg)
     with pytest.raises(ConfigError, match=match):
         trainer.run(cfg, str(tmp_path / "run"), verbose=0)

@@ -1,7 +1,6 @@
 """The training binary end to end on the smoke config: train, resume, monitor, export."""
 
 import glob
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,32 +8,15 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
+from tests.helpers import ROOT
+from tests.helpers import smoke_cfg as _smoke_cfg  # tests/data/test_data_service.py imports it
 from tf_contrastive import trainer as train
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
 from tf_contrastive.data import pipeline
 from tf_contrastive.models.encoder import backbone_of
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _smoke_cfg(name="smoke_instdisc_digits"):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("run"))
-    cfg = _smoke_cfg()
-    cfg.train.epochs = 1
-    results = train.run(cfg, workdir, verbose=0)
-    return cfg, workdir, results
 
 
 def _restored(cfg, workdir, number=None):

@@ -86,11 +86,10 @@ def collect(embed, featurize, dataset_fn, key: str = "image") -> dict:
 
 
 def phone_probe(model, train_fn, test_fn, epochs: int, lr: float) -> dict:
-    """Frame-level linear phone classification from c_t (frames labelled -1 are left out)."""
+    """Frame-level linear phone classification from the method's ``frame_features``
+    (CPC audio: c_t); frames labelled -1 are left out."""
 
-    @tf.function(reduce_retracing=True)
-    def context(x):
-        return model.g_ar(model.g_enc(x, training=False), training=False)
+    context = tf.function(model.frame_features, reduce_retracing=True)
 
     def frames(dataset_fn):
         xs, ys = [], []
@@ -147,8 +146,9 @@ def main(argv):
     if protocols and info.eval_off:
         raise app.UsageError(f"--protocols={','.join(protocols)}: no evaluation possible "
                              f"({info.eval_off})")
-    if "phone" in FLAGS.protocols and (FLAGS.saved_model or cfg.method != "cpc_audio"):
-        raise app.UsageError("--protocols=phone needs a CPC audio --workdir")
+    if "phone" in FLAGS.protocols and (FLAGS.saved_model or model.frame_features is None):
+        raise app.UsageError("--protocols=phone needs a --workdir of a method with frame "
+                             "features (CPC audio)")
     key = pipeline.input_key(cfg)
     train = collect(embed, featurize, data("train"), key)
     test = collect(embed, featurize, data("test"), key)

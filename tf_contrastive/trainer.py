@@ -18,14 +18,13 @@ import tensorflow as tf
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
 from tf_contrastive.core import fingerprint as fp_lib
-from tf_contrastive.core.config import config_dir, load_run_config, validate
-from tf_contrastive.core.export import export_audio_encoder, export_encoder, save_keras
+from tf_contrastive.core.config import config_dir, load_run_config
+from tf_contrastive.core.export import save_keras
 from tf_contrastive.core.schedules import build_optimizer
 from tf_contrastive.core.summaries import RunMonitor, write_projector
 from tf_contrastive.data import pipeline
 from tf_contrastive.eval.callbacks import KNNMonitor
-from tf_contrastive.methods import get_method
-from tf_contrastive.models.encoder import backbone_of
+from tf_contrastive.methods import get_method, other_sections, validate
 
 # The no-flags job; shipped in the wheel too (core.config.config_dir).
 DEFAULT_CONFIG = os.path.join(config_dir(), "default.py")
@@ -137,32 +136,21 @@ def untrained_model(cfg) -> keras.Model:
     """The config's model at its seeded random initialisation (the baseline)."""
     keras.utils.set_random_seed(cfg.seed)
     info = pipeline.describe(cfg.dataset)
-    validate(cfg, num_instances=info.num_train,
-             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None,
-             rules=(pipeline.check_config,))
+    validate(cfg, info, rules=(pipeline.check_config,))
     model, _ = build_model(cfg, distribute.make_strategy("default"), info,
                            pipeline.steps_per_epoch(cfg, info))
     return model
 
 
 def export_run(cfg, model: keras.Model, info: pipeline.DatasetInfo, export_root: str) -> str:
-    """The trained ``model``'s encoder as a SavedModel for serving (see core.export),
-    with ``encoder.keras`` (the Keras model, for fine-tuning) in the same folder.
-
-    Image encoders get uint8 image and JPEG signatures; CPC audio gets float
-    waveforms in, embeddings, pooled features and the z_t / c_t sequences out.
-    Returns the version folder.
+    """The trained ``model``'s encoder as a SavedModel for serving (the method's
+    ``export`` hook: image encoders get uint8 image and JPEG signatures, CPC audio
+    float waveforms), with ``encoder.keras`` (the Keras model, for fine-tuning) in
+    the same folder. Returns the version folder.
     """
-    encoder = model.encoder
-    if cfg.method == "cpc_audio":
-        path = export_audio_encoder(encoder, model.g_enc, model.g_ar, backbone_of(encoder),
-                                    export_root)
-    else:
-        path = export_encoder(
-            encoder, export_root, info.image_shape,
-            jpeg_view=pipeline.jpeg_eval_view(cfg.dataset, info.image_shape[-1]),
-            features=backbone_of(encoder))
-    save_keras(encoder, path)
+    path = model.export(export_root, info.image_shape,
+                        jpeg_view=pipeline.jpeg_eval_view(cfg.dataset, info.image_shape[-1]))
+    save_keras(model.encoder, path)
     return path
 
 
@@ -192,19 +180,20 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
     strategy = distribute.make_strategy(cfg.strategy, cfg.tpu_address)
     info = pipeline.describe(cfg.dataset)
     replicas = strategy.num_replicas_in_sync
-    validate(cfg, num_instances=info.num_train, num_replicas=replicas,
-             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None,
-             rules=(pipeline.check_config,))
+    validate(cfg, info, num_replicas=replicas, rules=(pipeline.check_config,))
+    spec = get_method(cfg.method)
     chief = distribute.is_chief(strategy)
     pipelines = distribute.num_input_pipelines(strategy)
     steps = pipeline.steps_per_epoch(cfg, info, pipelines)
     # What the checkpoints depend on; a resume that changes it stops here, before any
     # file is written or anything restored (core/fingerprint.py).
     ckpt_dir = os.path.join(workdir, "checkpoints")
-    fingerprint = fp_lib.build(cfg, _run_facts(cfg, info, steps, replicas))
+    fingerprint = fp_lib.build(cfg, _run_facts(cfg, info, steps, replicas),
+                               skip_sections=other_sections(cfg.method))
     stored = fp_lib.load(ckpt_dir) if ckpt_lib.has_checkpoints(ckpt_dir) else None
     if stored is not None:
-        accepted = fp_lib.check(ckpt_dir, stored, fingerprint, cfg.train.allow_changes)
+        accepted = fp_lib.check(ckpt_dir, stored, fingerprint, cfg.train.allow_changes,
+                                method_refusal=spec.refusal)
         for key, (before, after) in accepted.items():
             print(f"resuming with a changed {key}: {before} -> {after} "
                   "(config.train.allow_changes)", flush=True)
@@ -216,7 +205,6 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
     ckpt_lib.check_writable(out_dir)
     config_file = _keep_config(cfg, out_dir)
 
-    spec = get_method(cfg.method)
     if pipelines > 1 and (info.num_train - steps * cfg.train.batch_size
                           >= cfg.train.batch_size):
         print(f"each epoch trains on {steps * cfg.train.batch_size} of the {info.num_train} "
@@ -239,7 +227,7 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
     if chief:  # before the first checkpoint this run writes
         fp_lib.save(ckpt_dir, fingerprint, config_file)
     first_epoch = start_epoch
-    warm = spec.has_bank and cfg[cfg.method].warm_start
+    warm = spec.warm_start(cfg)
     evaluating = not info.eval_off
     if resumed:
         print(f"resuming from {run_ckpt.latest} at epoch {start_epoch}"
@@ -273,8 +261,10 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
     if chief:
         callbacks += [
             RunMonitor(os.path.join(workdir, "tensorboard", "train"), views=sample,
-                       extra_scalars=lambda: {"data/skipped_records": skipped}
-                       if skipped is not None else {}),
+                       scalars=lambda: {**model.monitor_scalars(),
+                                        **({"data/skipped_records": skipped}
+                                           if skipped is not None else {})},
+                       banks=model.monitored_banks),
             keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
                                         update_freq=cfg.train.log_every_steps)]
     if cfg.train.backup_every_steps:
@@ -306,7 +296,7 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
                **init_knn}
     if evaluating:
         knn.set_model(model)
-        if knn.last and spec.has_bank:
+        if knn.last and knn.last_from_bank:
             results.update({f"{k}_bank": v for k, v in knn.last.items()})
         # The final figure recomputes the training features, as the reference code does.
         results.update(knn.evaluate(recompute=True))

@@ -28,9 +28,10 @@ import soundfile as sf  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from tf_contrastive.core.config import base_config, validate  # noqa: E402
+from tf_contrastive.core.config import base_config  # noqa: E402
 from tf_contrastive.data import imagenet, pipeline, records  # noqa: E402
 from tf_contrastive.memory import MemoryBank  # noqa: E402
+from tf_contrastive.methods import validate  # noqa: E402
 from tools.build_audio_tfrecords import decode  # noqa: E402
 from tools.build_imagenet_tfrecords import to_rgb_jpeg  # noqa: E402
 
@@ -222,7 +223,10 @@ def config_rows() -> list[tuple[str, str]]:
         for key, value in changes.items():
             section, name = key.split("__")
             cfg[section][name] = value
-        validate(cfg, num_instances=60_000, num_replicas=num_replicas)
+        # Fashion-MNIST's training set, as the trainer describes it.
+        info = pipeline.DatasetInfo(num_train=60_000, num_eval=10_000, num_classes=10,
+                                    image_shape=(28, 28, 1), mean=(0.5,), std=(0.25,))
+        validate(cfg, info, num_replicas=num_replicas)
         return "valid"
 
     rows.append(("K >= N (`instdisc.num_negatives=60000`)",

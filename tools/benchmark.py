@@ -450,9 +450,9 @@ def _save_settings(table, settings_file: str) -> dict:
 
 def name_method(config_name: str) -> str:
     """The method a config file trains (configs are named <method>_<dataset>.py)."""
-    from tf_contrastive.core.config import KNOWN_METHODS
+    from tf_contrastive.methods import METHODS
 
-    for method in sorted(KNOWN_METHODS, key=len, reverse=True):
+    for method in sorted(METHODS, key=len, reverse=True):
         if config_name.startswith(method):
             return method
     return config_name

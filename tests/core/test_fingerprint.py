@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.test_train_e2e import _smoke_cfg
+from tests.helpers import smoke_cfg
 from tf_contrastive import trainer
 from tf_contrastive.core import fingerprint as fp_lib
 from tf_contrastive.core.checkpoint import CheckpointMismatch
@@ -19,7 +19,7 @@ from tf_contrastive.core.config import ConfigError, validate
 
 
 def _cfg(**train):
-    cfg = _smoke_cfg()
+    cfg = smoke_cfg()
     cfg.train.epochs = 1
     cfg.train.export = False
     cfg.eval.knn_at_init = False

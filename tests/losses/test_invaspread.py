@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from tests.helpers import invaspread_reference as _reference
 from tf_contrastive.losses.invaspread import invaspread_loss
 
 TAU = 0.1
@@ -11,19 +12,6 @@ TAU = 0.1
 def _feats(b=5, d=12, seed=0):
     x = np.random.default_rng(seed).normal(size=(2 * b, d))
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _reference(x, tau=TAU):
-    """BatchCriterion(negM=1).forward, step by step in NumPy (x = [view0; view1])."""
-    n = x.shape[0]
-    reordered = np.concatenate([x[n // 2:], x[: n // 2]])
-    pos = np.exp((x * reordered).sum(1) / tau)
-    all_prob = np.exp(x @ x.T / tau) * (1 - np.eye(n))
-    all_div = all_prob.sum(1)
-    lnpmt = pos / all_div
-    lnpon = np.log(1 - all_prob / all_div[:, None])
-    lnpon = lnpon.sum(1) - np.log(1 - lnpmt)
-    return -(np.log(lnpmt).sum() + lnpon.sum()) / n
 
 
 def _indices(b):

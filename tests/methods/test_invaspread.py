@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.losses.test_invaspread import _reference
+from tests.helpers import invaspread_reference as _reference
 from tf_contrastive.methods.invaspread import InvaSpread
 from tf_contrastive.models.encoder import build_encoder
 

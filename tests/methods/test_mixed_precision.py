@@ -4,18 +4,18 @@ import keras
 import numpy as np
 import pytest
 
-from tests.test_train_e2e import _smoke_cfg
+from tests.helpers import smoke_cfg
 from tf_contrastive import trainer
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_smoke_run_under_mixed_precision(policy, tmp_path):
-    _check_run(_smoke_cfg(), policy, tmp_path)
+    _check_run(smoke_cfg(), policy, tmp_path)
 
 
 def test_cmc_runs_under_bfloat16(tmp_path):
     """The view split (colour conversion, Sobel) stays float32 in front of bf16 encoders."""
-    model = _check_run(_smoke_cfg("smoke_cmc_digits"), "mixed_bfloat16", tmp_path)
+    model = _check_run(smoke_cfg("smoke_cmc_digits"), "mixed_bfloat16", tmp_path)
     split = model.encoder.get_layer("view_split")
     assert split.compute_dtype == "float32"
     assert all(b.features.dtype == "float32" for b in model.banks)

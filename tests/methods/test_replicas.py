@@ -91,9 +91,7 @@ def _build(cfg, strategy):
 
 def _state(model):
     weights = [np.array(v.numpy()) for v in model.trainable_variables]
-    banks = [model.bank] if hasattr(model, "bank") and not hasattr(model, "banks") else getattr(
-        model, "banks", [])
-    return weights, banks
+    return weights, model.monitored_banks()
 
 
 @pytest.mark.parametrize("method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image"])

@@ -19,17 +19,12 @@ import ml_collections
 import tensorflow as tf
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
-KNOWN_METHODS = ("instdisc", "invaspread", "cmc", "cpc_audio", "cpc_image")
-CMC_VIEWS = ("lab", "ycbcr", "intensity_gradient")
-KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
-KNOWN_SCHEDULES = ("cosine", "step", "constant")
-KNOWN_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-KNOWN_OPTIMIZERS = ("sgd", "adamw", "adam")
+from tf_contrastive.core.distribute import STRATEGIES
+from tf_contrastive.core.schedules import OPTIMIZERS, SCHEDULES
+
 # Facts of a run kept in its fingerprint (core/fingerprint.py) beside the config keys.
 RUN_FACTS = ("run.num_train", "run.train_shards", "run.train_digest", "run.image_shape",
              "run.num_classes", "run.steps_per_epoch", "run.replicas")
-# The channels each channel split of cmc.views needs.
-CMC_VIEW_CHANNELS = {"lab": 3, "ycbcr": 3, "intensity_gradient": 1}
 
 
 class ConfigError(ValueError):
@@ -298,34 +293,27 @@ def _flat_keys(d: dict, prefix: str = "") -> list[str]:
 
 
 def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
-             num_replicas: int = 1, image_channels: int | None = None,
+             num_replicas: int = 1,
              rules: Sequence[Callable[[ml_collections.ConfigDict], None]] = ()) -> None:
-    """Checks ranges and cross-field constraints; raises ConfigError naming the key.
+    """Checks the schema's own ranges and cross-field constraints (every section but the
+    methods'); raises ConfigError naming the key.
 
-    ``image_channels``: the training images' channel count when known (the channel
-    splits of cmc.views need a fitting count). ``rules``: the owners' checks of their
-    own keys, each ``rule(cfg)`` raising ConfigError, e.g.
-    ``tf_contrastive.data.pipeline.check_config`` (the dataset name among the known
-    families and the configured family's rules); core knows no dataset.
+    ``rules``: the owners' checks of their own keys, each ``rule(cfg)`` raising
+    ConfigError, e.g. ``tf_contrastive.data.pipeline.check_config`` (the dataset name
+    among the known families and the configured family's rules); core knows no dataset.
+    The whole check of a run, with the method names, backbones and every method's
+    section rules (owned above ``core``), is ``tf_contrastive.methods.validate``,
+    which calls this.
     """
-    if cfg.method not in KNOWN_METHODS:
-        _fail("method", f"{cfg.method!r} is not one of {KNOWN_METHODS}")
     for rule in rules:
         rule(cfg)
-    if cfg.model.backbone not in KNOWN_BACKBONES:
-        _fail("model.backbone", f"{cfg.model.backbone!r} is not one of {KNOWN_BACKBONES}")
-    if cfg.optimizer.schedule not in KNOWN_SCHEDULES:
-        _fail("optimizer.schedule", f"{cfg.optimizer.schedule!r} is not one of {KNOWN_SCHEDULES}")
+    if cfg.optimizer.schedule not in SCHEDULES:
+        _fail("optimizer.schedule", f"{cfg.optimizer.schedule!r} is not one of {SCHEDULES}")
     if cfg.mixed_precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
         _fail("mixed_precision", f"{cfg.mixed_precision!r} is not one of "
               "('float32', 'mixed_float16', 'mixed_bfloat16')")
-    if cfg.strategy not in KNOWN_STRATEGIES:
-        _fail("strategy", f"{cfg.strategy!r} is not one of {KNOWN_STRATEGIES}")
-    if cfg.dataset.name == "multiview":
-        if cfg.method != "cmc":
-            _fail("dataset.name", "multi-view records are for method 'cmc'")
-        if cfg.cmc.warm_start:
-            _fail("cmc.warm_start", "is for the channel-split views, not multi-view records")
+    if cfg.strategy not in STRATEGIES:
+        _fail("strategy", f"{cfg.strategy!r} is not one of {STRATEGIES}")
     if cfg.dataset.label_base not in (-1, 0, 1):
         _fail("dataset.label_base", f"must be 0 or 1 (or -1: the schema's), got "
               f"{cfg.dataset.label_base}")
@@ -363,8 +351,8 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("train.backup_every_steps", f"must be >= 0, got {cfg.train.backup_every_steps}")
     if cfg.train.steps_per_epoch < 0:
         _fail("train.steps_per_epoch", f"must be >= 0, got {cfg.train.steps_per_epoch}")
-    if cfg.optimizer.name not in KNOWN_OPTIMIZERS:
-        _fail("optimizer.name", f"{cfg.optimizer.name!r} is not one of {KNOWN_OPTIMIZERS}")
+    if cfg.optimizer.name not in OPTIMIZERS:
+        _fail("optimizer.name", f"{cfg.optimizer.name!r} is not one of {OPTIMIZERS}")
     if not 0 <= cfg.optimizer.momentum < 1:
         _fail("optimizer.momentum", f"must be in [0, 1), got {cfg.optimizer.momentum}")
     if cfg.optimizer.learning_rate <= 0:
@@ -385,79 +373,7 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("eval.knn_k", f"must be >= 1, got {cfg.eval.knn_k}")
     if cfg.eval.knn_sigma <= 0:
         _fail("eval.knn_sigma", f"must be > 0, got {cfg.eval.knn_sigma}")
-    d = cfg.instdisc
-    if d.loss not in ("nce", "softmax"):
-        _fail("instdisc.loss", f"{d.loss!r} is not one of ('nce', 'softmax')")
-    if d.temperature <= 0:
-        _fail("instdisc.temperature", f"must be > 0, got {d.temperature}")
-    if not 0 <= d.momentum < 1:
-        _fail("instdisc.momentum", f"must be in [0, 1), got {d.momentum}")
-    if not 0 <= d.z_momentum < 1:
-        _fail("instdisc.z_momentum", f"must be in [0, 1), got {d.z_momentum}")
-    if d.num_negatives < 1:
-        _fail("instdisc.num_negatives", f"must be >= 1, got {d.num_negatives}")
-    if cfg.invaspread.temperature <= 0:
-        _fail("invaspread.temperature", f"must be > 0, got {cfg.invaspread.temperature}")
-    m = cfg.cmc
-    if m.views not in CMC_VIEWS:
-        _fail("cmc.views", f"{m.views!r} is not one of {CMC_VIEWS}")
-    if m.loss not in ("nce", "softmax"):
-        _fail("cmc.loss", f"{m.loss!r} is not one of ('nce', 'softmax')")
-    if m.objective not in ("core", "full"):
-        _fail("cmc.objective", f"{m.objective!r} is not one of ('core', 'full')")
-    if m.temperature <= 0:
-        _fail("cmc.temperature", f"must be > 0, got {m.temperature}")
-    if not 0 <= m.momentum < 1:
-        _fail("cmc.momentum", f"must be in [0, 1), got {m.momentum}")
-    if not 0 <= m.z_momentum < 1:
-        _fail("cmc.z_momentum", f"must be in [0, 1), got {m.z_momentum}")
-    if (cfg.method == "cmc" and cfg.dataset.name != "multiview" and image_channels is not None
-            and image_channels != CMC_VIEW_CHANNELS[m.views]):
-        fits = [v for v, c in CMC_VIEW_CHANNELS.items() if c == image_channels]
-        _fail("cmc.views", f"{m.views!r} splits {CMC_VIEW_CHANNELS[m.views]}-channel images, "
-              f"the {cfg.dataset.name} images have {image_channels} channel(s)"
-              + (f"; use one of {tuple(fits)}" if fits else ""))
-    p = cfg.cpc
-    if p.negatives not in ("all", "same_sequence", "other_sequences"):
-        _fail("cpc.negatives", f"{p.negatives!r} is not one of "
-              "('all', 'same_sequence', 'other_sequences')")
-    if len(p.enc_strides) != len(p.enc_kernels) or not p.enc_strides:
-        _fail("cpc.enc_strides", f"{p.enc_strides} and cpc.enc_kernels {p.enc_kernels} need "
-              "the same, non-zero length")
-    if p.prediction_steps < 1:
-        _fail("cpc.prediction_steps", f"must be >= 1, got {p.prediction_steps}")
-    if cfg.method == "cpc_audio":
-        if cfg.dataset.name != "audio":
-            _fail("dataset.name", f"method cpc_audio reads audio records, got {cfg.dataset.name!r}")
-        hop = 1
-        for s in p.enc_strides:
-            hop *= int(s)
-        window = cfg.dataset.audio_window
-        if window % hop or window // hop <= p.prediction_steps:
-            _fail("dataset.audio_window", f"{window} samples must be a multiple of the encoder "
-                  f"hop {hop} and give more than cpc.prediction_steps={p.prediction_steps} "
-                  "frames")
-    elif cfg.dataset.name == "audio":
-        _fail("method", f"audio records are for method 'cpc_audio', got {cfg.method!r}")
-    q = cfg.cpc_image
-    if cfg.method == "cpc_image":
-        if cfg.dataset.name in ("multiview",):
-            _fail("dataset.name", "cpc_image reads single images")
-        if not 0 < q.patch_stride <= q.patch_size <= cfg.dataset.image_size:
-            _fail("cpc_image.patch_size", "need 0 < patch_stride <= patch_size <= image_size, "
-                  f"got {q.patch_stride}, {q.patch_size}, {cfg.dataset.image_size}")
-        rows = (cfg.dataset.image_size - q.patch_size) // q.patch_stride + 1
-        if rows <= q.prediction_steps:
-            _fail("cpc_image.prediction_steps", f"{q.prediction_steps} needs a grid of more "
-                  f"rows than that; the patches give {rows}")
-        if q.directions not in (1, 4):
-            _fail("cpc_image.directions", f"must be 1 or 4, got {q.directions}")
-        if q.patch_jitter < 0:
-            _fail("cpc_image.patch_jitter", f"must be >= 0, got {q.patch_jitter}")
     if num_instances is not None:
-        if cfg.method == "cmc" and m.num_negatives >= num_instances:
-            _fail("cmc.num_negatives",
-                  f"K={m.num_negatives} must be < N={num_instances} training examples")
         if cfg.train.steps_per_epoch * cfg.train.batch_size > num_instances:
             # An epoch must not run into the next pass over the data: a resumed run
             # restarts the data at the epoch it resumes, which would then differ.
@@ -468,9 +384,6 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         if num_instances < cfg.train.batch_size:
             _fail("train.batch_size",
                   f"{cfg.train.batch_size} exceeds the {num_instances} training examples")
-        if cfg.method == "instdisc" and d.num_negatives >= num_instances:
-            _fail("instdisc.num_negatives",
-                  f"K={d.num_negatives} must be < N={num_instances} training examples")
 
 
 def _merge(dst: ml_collections.ConfigDict, src: dict, prefix: str, origin: str) -> None:

@@ -39,21 +39,13 @@ UNCHECKED = (
     "train.allow_changes",
 )
 UNCHECKED_SECTIONS = ("eval",)
-# The config section each method reads (the others' sections are not part of its state).
-METHOD_SECTIONS = {
-    "instdisc": "instdisc",
-    "invaspread": "invaspread",
-    "cmc": "cmc",
-    "cpc_audio": "cpc",
-    "cpc_image": "cpc_image",
-}
 
 _IDENTITY = (
     "dataset identity: the checkpoint's memory-bank rows, instance ids and data "
     "order belong to the training set it was written with; train on another set "
     "in a new --workdir"
 )
-_SHAPES = (
+SHAPES_REASON = (
     "sets the shapes of the network's variables (embedding_dim also the memory "
     "bank's dimension): the checkpoint's weights cannot be loaded into it"
 )
@@ -67,20 +59,11 @@ _NEVER = {
     "and the range of the instance ids; " + _IDENTITY,
     "run.train_shards": _IDENTITY,
     "run.train_digest": _IDENTITY,
-    "model.backbone": _SHAPES,
-    "model.width": _SHAPES,
-    "model.embedding_dim": _SHAPES,
-    "dataset.view_channels": _SHAPES,
-    "cmc.views": "the view encoders were trained on the other split of the image",
+    "model.backbone": SHAPES_REASON,
+    "model.width": SHAPES_REASON,
+    "model.embedding_dim": SHAPES_REASON,
+    "dataset.view_channels": SHAPES_REASON,
     "optimizer.name": "the optimizer's slots in the checkpoint belong to the other optimizer",
-    **{
-        f"cpc.{k}": _SHAPES
-        for k in ("enc_channels", "enc_strides", "enc_kernels", "context_units", "prediction_steps")
-    },
-    **{
-        f"cpc_image.{k}": _SHAPES
-        for k in ("feature_dim", "context_layers", "prediction_steps", "directions")
-    },
 }
 
 
@@ -99,21 +82,21 @@ def _normal(value):
     return json.loads(json.dumps(value))
 
 
-def _checked(key: str, method: str) -> bool:
+def _checked(key: str, skip_sections) -> bool:
     section = key.split(".", 1)[0] if "." in key else ""
-    if key in UNCHECKED or section in UNCHECKED_SECTIONS:
-        return False
-    if section in METHOD_SECTIONS.values() and section != METHOD_SECTIONS.get(method):
-        return False
-    return True
+    return not (key in UNCHECKED or section in UNCHECKED_SECTIONS or section in skip_sections)
 
 
-def build(cfg: ml_collections.ConfigDict, facts: dict) -> dict:
-    """The fingerprint of ``cfg`` with the run facts ``facts`` (keys ``run.*``)."""
+def build(cfg: ml_collections.ConfigDict, facts: dict, skip_sections=()) -> dict:
+    """The fingerprint of ``cfg`` with the run facts ``facts`` (keys ``run.*``).
+
+    ``skip_sections``: config sections the run does not read (the other methods'
+    sections, ``tf_contrastive.methods.other_sections``), left out.
+    """
     unknown = set(facts) - set(RUN_FACTS)
     if unknown:
         raise ValueError(f"unknown run facts {sorted(unknown)}; known: {RUN_FACTS}")
-    keys = {k: v for k, v in _flat(cfg.to_dict()).items() if _checked(k, cfg.method)}
+    keys = {k: v for k, v in _flat(cfg.to_dict()).items() if _checked(k, skip_sections)}
     return {"version": VERSION, "keys": _normal({**keys, **facts})}
 
 
@@ -141,25 +124,19 @@ def save(directory: str, fingerprint: dict, config_file: str) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def refusal(key: str, old: dict, new: dict) -> str | None:
+def refusal(key: str, old: dict, new: dict, method_refusal=None) -> str | None:
     """Why the change of ``key`` from ``old`` to ``new`` (whole fingerprints' keys)
-    cannot be honoured by a resume, or None when it can."""
+    cannot be honoured by a resume, or None when it can.
+
+    ``method_refusal(key, old, new)``: the run's method's own reasons for the keys of
+    its section (its ``MethodSpec.refusal``), asked first.
+    """
+    if method_refusal is not None:
+        why = method_refusal(key, old, new)
+        if why:
+            return why
     if key in _NEVER:
         return _NEVER[key]
-    for method in ("instdisc", "cmc"):
-        if (
-            key == f"{method}.temperature"
-            and new.get("method") == method
-            and old.get(f"{method}.loss") == "nce"
-            and new.get(f"{method}.loss") == "nce"
-            and not new.get(f"{method}.z_momentum")
-        ):
-            return (
-                f"NCE's normaliser Z was estimated on the first batch under "
-                f"tau={old[key]} and stays frozen ({method}.z_momentum=0): under another "
-                f"tau the NCE loss would use a wrong Z (set {method}.z_momentum > 0 so "
-                "that Z follows the new tau, or train in a new --workdir)"
-            )
     if key == "mixed_precision" and "mixed_float16" in (old.get(key), new.get(key)):
         return "mixed_float16 adds the loss-scale optimizer's state to the checkpoint"
     if (
@@ -200,7 +177,8 @@ def _show(value) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def check(directory: str, stored: dict, new: dict, allowed) -> dict[str, tuple]:
+def check(directory: str, stored: dict, new: dict, allowed,
+          method_refusal=None) -> dict[str, tuple]:
     """Raises ResumeMismatch unless every change is allowed and can be honoured.
 
     Returns the accepted changes. The message lists every changed key, old -> new,
@@ -210,7 +188,7 @@ def check(directory: str, stored: dict, new: dict, allowed) -> dict[str, tuple]:
     if not diff:
         return {}
     old_keys, new_keys = stored.get("keys", {}), new["keys"]
-    refused = {k: refusal(k, old_keys, new_keys) for k in diff}
+    refused = {k: refusal(k, old_keys, new_keys, method_refusal) for k in diff}
     refused = {k: why for k, why in refused.items() if why}
     not_listed = [k for k in diff if k not in refused and k not in allowed]
     if not refused and not not_listed:

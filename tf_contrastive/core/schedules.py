@@ -7,6 +7,9 @@ import math
 import keras
 import tensorflow as tf
 
+SCHEDULES = ("cosine", "step", "constant")
+OPTIMIZERS = ("sgd", "adamw", "adam")
+
 
 @keras.saving.register_keras_serializable(package="tf_contrastive")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -74,5 +77,4 @@ def build_optimizer(opt_cfg, global_batch: int, steps_per_epoch: int,
     if opt_cfg.name == "adam":
         return keras.optimizers.Adam(learning_rate=schedule,
                                      weight_decay=opt_cfg.weight_decay or None)
-    raise ValueError(f"config.optimizer.name: unknown optimizer {opt_cfg.name!r}; "
-                     "known: sgd, adamw, adam")
+    raise ValueError(f"config.optimizer.name: {opt_cfg.name!r} is not one of {OPTIMIZERS}")

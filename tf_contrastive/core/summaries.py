@@ -26,8 +26,9 @@ def image_grid(images: tf.Tensor, max_images: int = 16) -> tf.Tensor:
 
 
 class RunMonitor(keras.callbacks.Callback):
-    """Writes per-epoch scalars (lr, the model's ``monitor_scalars()`` such as Z,
-    bank norms and coverage) and a grid of augmented views.
+    """Writes per-epoch scalars (lr, optimizer steps, what ``scalars`` returns such as
+    Z, and the row norms and coverage of each memory bank ``banks`` returns) and a grid
+    of augmented views.
 
     ``views`` is one training batch dict; its image-like keys are drawn once
     (a patch grid [B, Gh, Gw, p, p, C] as the first image's patches in place),
@@ -35,13 +36,17 @@ class RunMonitor(keras.callbacks.Callback):
     """
 
     def __init__(self, logdir: str, views: dict | None = None, sample_rate: int = 16000,
-                 extra_scalars=None):
-        """``extra_scalars``: a callable returning more {name: value} to write per epoch."""
+                 scalars=None, banks=None):
+        """``scalars``: a callable returning {name: value} to write per epoch (the
+        trainer passes the method's ``monitor_scalars``); ``banks``: a callable
+        returning the memory banks to describe (the method's ``monitored_banks``:
+        declared, never guessed from attribute names)."""
         super().__init__()
         self.writer = tf.summary.create_file_writer(logdir)
         self.views = views
         self.sample_rate = sample_rate
-        self.extra_scalars = extra_scalars or dict
+        self.scalars = scalars or dict
+        self.banks = banks or list
 
     def on_train_begin(self, logs=None):
         if not self.views:
@@ -71,11 +76,9 @@ class RunMonitor(keras.callbacks.Callback):
         with self.writer.as_default(step=epoch + 1), tf.summary.record_if(True):
             tf.summary.scalar("lr", lr)
             tf.summary.scalar("optimizer_steps", step)
-            scalars = {**getattr(self.model, "monitor_scalars", dict)(), **self.extra_scalars()}
-            for name, value in scalars.items():
+            for name, value in self.scalars().items():
                 tf.summary.scalar(name, float(tf.convert_to_tensor(value)))
-            banks = getattr(self.model, "banks", None) or (
-                [self.model.bank] if getattr(self.model, "bank", None) is not None else [])
+            banks = list(self.banks())
             for bank in banks:
                 prefix = "bank" if len(banks) == 1 else f"bank_{bank.name}"
                 feats = tf.convert_to_tensor(bank.features.value)

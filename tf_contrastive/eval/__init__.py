@@ -1,1 +1,1 @@
-"""Evaluation protocols: weighted kNN (more to come: linear probe, Recall@K)."""
+"""Evaluation protocols: weighted kNN (and its per-epoch monitor), linear probes, Recall@K."""

@@ -16,9 +16,11 @@ class KNNMonitor(keras.callbacks.Callback):
     bank, as Wu et al.'s code does each epoch. ``evaluate(recompute=True)``
     first recomputes every training feature with the evaluation view, as their
     code does for the final figure: the bank's rows were written at different
-    moments of the epoch and lag the network. The training model must expose
-    ``encoder``; methods without ``knn_bank()`` (InvaSpread) always recompute.
-    The last figures are kept in ``self.last``.
+    moments of the epoch and lag the network. The training model is a method
+    (``methods.base.ContrastiveModel``): ``encoder`` and ``knn_bank()``, which is None
+    for methods without a bank (InvaSpread, CPC), so they always recompute. The last
+    figures are kept in ``self.last``, and ``self.last_from_bank`` says whether they
+    were scored against the bank.
     """
 
     def __init__(self, make_eval_dataset, num_classes: int, k: int = 200,
@@ -31,19 +33,22 @@ class KNNMonitor(keras.callbacks.Callback):
         self.k, self.sigma, self.every = k, sigma, max(1, every)
         self.last_epoch = last_epoch
         self.last: dict[str, float] = {}
+        self.last_from_bank = False
         self.key = key  # the batch key holding the encoder's input
 
     def evaluate(self, recompute: bool = False) -> dict[str, float]:
         feats, labels, _ = extract_features(self.model.encoder, self.make_eval_dataset(),
                                               key=self.key)
-        if recompute or not hasattr(self.model, "knn_bank"):
+        stored = None if recompute else self.model.knn_bank()
+        if stored is None:
             train_feats, train_labels, ids = extract_features(
                 self.model.encoder, self.make_train_dataset(), key=self.key)
             order = tf.argsort(ids)
             bank = tf.gather(train_feats, order)
             bank_labels = tf.gather(train_labels, order)
         else:
-            bank, bank_labels = self.model.knn_bank()
+            bank, bank_labels = stored
+        self.last_from_bank = stored is not None
         self.last = knn_accuracy(feats, labels, bank, bank_labels, self.num_classes,
                                  k=self.k, sigma=self.sigma)
         return self.last

@@ -1,21 +1,102 @@
-"""What every method model shares: the encoder call, loss trackers, a no-op build."""
+"""What every method shares: its declaration (:class:`MethodSpec`), the model base class
+with one training-step template and the hooks the trainer, monitors and export call.
+
+The contract a method follows (one file, one registry line in ``methods/__init__.py``):
+
+* its file defines a :class:`ContrastiveModel` subclass and ``SPEC = MethodSpec(...)``:
+  the builder from (cfg, dataset info), its config section's name and rules, its
+  training views, its warm start and its resume refusals;
+* the model implements :meth:`ContrastiveModel.step_loss` (the forward pass) and, if it
+  keeps state outside the optimizer (memory banks, Z), :meth:`ContrastiveModel.after_step`;
+  every other hook has a default: ``knn_bank`` (None: the kNN monitor recomputes the
+  training features), ``monitor_scalars``, ``monitored_banks``, ``fill_bank_step``,
+  ``export``, ``frame_features``.
+
+**The one loss-scaling rule**: ``step_loss`` returns this replica's *mean* loss over its
+own batch; the template divides it by ``num_replicas_in_sync`` before the gradient,
+and the optimizer sums the gradients across replicas (Keras 3's default), so N
+replicas follow the gradient of the global mean. Trackers show the local mean (their
+cross-replica result is the global mean). No method scales its loss itself.
+
+**Checkpointed state**: tf.train.Checkpoint follows a Keras 3 model's layer and variable
+attributes, not layers inside a list: a layer kept in a list goes through :meth:`track`.
+``tests/methods/test_specs.py`` builds every shipped config's model and checks that
+every variable is in its checkpoint, so a forgotten ``track`` fails there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 
 import keras
 import tensorflow as tf
 
 from tf_contrastive.core import distribute
+from tf_contrastive.core import views as view_lib
+from tf_contrastive.core.export import export_encoder
+from tf_contrastive.models.encoder import backbone_of, build_encoder
+
+
+def _no_rules(cfg, info=None) -> None:
+    return None
+
+
+def _no_refusal(key: str, old: Mapping, new: Mapping) -> str | None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """A method's declaration: everything the trainer, validation and fingerprint need.
+
+    * ``build(cfg, info) -> ContrastiveModel``, ``info`` being the dataset's
+      ``DatasetInfo`` (sizes, input shape, ``source``);
+    * ``section``: the config section it reads (its keys enter the run fingerprint,
+      the other methods' sections do not);
+    * ``views(cfg, info) -> ViewSpec``: the views its training batches carry;
+    * ``sources``: the dataset sources (``core.views`` IMAGE / WAVEFORM / NAMED_VIEWS)
+      it can train on;
+    * ``section_rules(cfg)``: the ranges and names of its config section, checked for
+      every registered method (a config file sets every section: a typo in one is
+      an error whichever method runs);
+    * ``rules(cfg, info)``: the rules when it is the configured method, against the
+      data (``info`` None: only what the config alone decides); both raise
+      ConfigError naming the key;
+    * ``warm_start(cfg) -> bool``: fill the memory bank before training;
+    * ``refusal(key, old, new) -> str | None``: why a resume cannot honour a change of
+      one of its keys (``core.fingerprint.refusal`` covers the generic keys).
+    """
+
+    build: Callable[..., keras.Model]
+    section: str
+    views: Callable[..., view_lib.ViewSpec] = lambda cfg, info: view_lib.SINGLE
+    sources: tuple[str, ...] = (view_lib.IMAGE,)
+    section_rules: Callable[..., None] = _no_rules
+    rules: Callable[..., None] = _no_rules
+    warm_start: Callable[..., bool] = lambda cfg: False
+    refusal: Callable[[str, Mapping, Mapping], str | None] = _no_refusal
+
+
+@dataclasses.dataclass
+class Step:
+    """What :meth:`ContrastiveModel.step_loss` returns: this replica's mean ``loss``, the
+    other tracker values, and whatever :meth:`ContrastiveModel.after_step` needs."""
+
+    loss: tf.Tensor
+    metrics: dict = dataclasses.field(default_factory=dict)
+    state: dict = dataclasses.field(default_factory=dict)
 
 
 class ContrastiveModel(keras.Model):
-    """A method: ``encoder`` plus a ``train_step`` reporting Mean trackers by name.
+    """A method: ``encoder`` plus the training-step template, reporting Mean trackers.
 
     Every variable is created in the constructor (encoders are built, banks have
     a fixed size), so ``build`` has nothing to do.
     """
+
+    # For frame-level probes (evaluate --protocols=phone): inputs -> [B, T, C] features.
+    frame_features = None
 
     def __init__(self, encoder: keras.Model, tracker_names: tuple[str, ...], **kwargs):
         super().__init__(**kwargs)
@@ -59,6 +140,23 @@ class ContrastiveModel(keras.Model):
     def call(self, images, training=False):
         return self.encoder(images, training=training)
 
+    # ---- the training-step template ----
+
+    def step_loss(self, data: dict, training: bool) -> Step:
+        """The forward pass on one batch dict: this replica's mean loss (see the module)."""
+        raise NotImplementedError(f"{type(self).__name__} must define step_loss")
+
+    def after_step(self, data: dict, step: Step) -> None:
+        """State updates after the optimizer step (memory banks, Z); default none."""
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            step = self.step_loss(data, training=True)
+            share = step.loss / distribute.num_replicas()  # the one loss-scaling rule
+        self.apply_gradients_of(share, tape)
+        self.after_step(data, step)
+        return self.report(loss=step.loss, **step.metrics)
+
     def apply_gradients_of(self, loss: tf.Tensor, tape: tf.GradientTape) -> None:
         """One optimizer step on ``loss`` (this replica's share).
 
@@ -80,6 +178,42 @@ class ContrastiveModel(keras.Model):
             # which needs a leading axis: give it one; the reduction returns scalars.
             results = {k: tf.reshape(v, [1]) for k, v in results.items()}
         return results
+
+    # ---- hooks with defaults: what the trainer, monitors and export ask a method ----
+
+    def knn_bank(self) -> tuple[tf.Tensor, tf.Tensor] | None:
+        """(rows, labels) comparable with ``encoder``'s output that the per-epoch kNN
+        monitor scores against, or None: it recomputes the training features."""
+        return None
+
+    def monitor_scalars(self) -> dict[str, tf.Tensor]:
+        """Extra per-epoch TensorBoard scalars (e.g. NCE's Z)."""
+        return {}
+
+    def monitored_banks(self) -> list:
+        """Memory banks whose row norms and coverage the run monitor writes (declared,
+        never found by attribute name: a queue is not a bank)."""
+        return []
+
+    def fill_bank_step(self, data: dict) -> tf.Tensor:
+        """Warm start from one evaluation batch (methods whose spec warm-starts)."""
+        raise NotImplementedError(f"{type(self).__name__} has no memory bank to fill")
+
+    def export(self, export_root: str, input_shape: tuple[int, ...], jpeg_view=None) -> str:
+        """Writes the encoder's SavedModel under ``export_root``; returns the version folder.
+
+        Default: uint8 image and (with ``jpeg_view``) JPEG signatures, embeddings and
+        the pooled backbone features (``core.export.export_encoder``).
+        """
+        return export_encoder(self.encoder, export_root, input_shape, jpeg_view=jpeg_view,
+                              features=backbone_of(self.encoder))
+
+
+def image_encoder(cfg, info, shape=None, mean=None, std=None, name="encoder") -> keras.Model:
+    """The ``cfg.model`` encoder for the dataset's images (or ``shape``/``mean``/``std``)."""
+    return build_encoder(shape or info.image_shape, cfg.model.backbone, cfg.model.width,
+                         cfg.model.embedding_dim, mean or info.mean, std or info.std, name=name,
+                         sync_bn=cfg.model.sync_bn)
 
 
 def encode_rows(x: tf.Tensor, encode: Callable, encoders: list) -> list[tf.Tensor]:

@@ -11,12 +11,13 @@ views give L = L_{1->2} + L_{2->1}. With more views the objective sums the
 pair losses over the "core" pairs (V_1, V_j) or the "full" graph (all i < j).
 After each step every bank moves towards its view's features with momentum m.
 
-Reuses InstDisc's parts: :class:`MemoryBank` (scoring, sampling, update) and
-:mod:`tf_contrastive.losses.nce` / ``softmax_bank``.
+Shares InstDisc's objective: :class:`MemoryBank` (scoring, sampling, update) and
+:class:`~tf_contrastive.methods.bank_objective.BankObjective` (NCE / softmax, Z).
 
 Batch dict consumed: one key per view (``view_l``, ``view_ab`` for the
-channel splits), each [B, H, W, C_view], plus ``index`` and optional ``label``.
-Distribution rule: as InstDisc (local mean / replicas, summed gradients).
+channel splits; ``view_<name>`` for multi-view records), each [B, H, W, C_view],
+plus ``index`` and optional ``label``. Every bank is declared to the run monitor
+(``monitored_banks``). Distribution rule: the template's (``methods/base.py``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,25 @@ import itertools
 import keras
 import tensorflow as tf
 
-from tf_contrastive.core import distribute
-from tf_contrastive.losses.nce import estimate_z, nce_loss, next_z
-from tf_contrastive.losses.softmax_bank import softmax_bank_loss
+from tf_contrastive.core import color, views
+from tf_contrastive.core.config import ConfigError
 from tf_contrastive.memory import MemoryBank
-from tf_contrastive.methods.base import ContrastiveModel, encode_rows
+from tf_contrastive.methods import bank_objective
+from tf_contrastive.methods.bank_objective import BankObjective
+from tf_contrastive.methods.base import (
+    ContrastiveModel,
+    MethodSpec,
+    Step,
+    encode_rows,
+    image_encoder,
+)
+from tf_contrastive.models.encoder import build_multiview_encoder
+
+OBJECTIVES = ("core", "full")
+# The channels each channel split of cmc.views needs.
+SPLIT_CHANNELS = {"lab": 3, "ycbcr": 3, "intensity_gradient": 1}
+# Input normalisation of the split views, which are scaled to about [0, 1].
+VIEW_MEAN, VIEW_STD = 0.5, 0.25
 
 
 def view_pairs(num_views: int, objective: str) -> list[tuple[int, int]]:
@@ -39,7 +54,7 @@ def view_pairs(num_views: int, objective: str) -> list[tuple[int, int]]:
         return [(0, j) for j in range(1, num_views)]
     if objective == "full":
         return list(itertools.combinations(range(num_views), 2))
-    raise ValueError(f"config.cmc.objective: {objective!r} is not one of ('core', 'full')")
+    raise ConfigError(f"config.cmc.objective: {objective!r} is not one of {OBJECTIVES}")
 
 
 class CMC(ContrastiveModel):
@@ -57,19 +72,11 @@ class CMC(ContrastiveModel):
         term_names = {d: f"loss_{keys[d[0]]}_to_{keys[d[1]]}" for d in directions}
         super().__init__(encoder, ("loss", *term_names.values()), **kwargs)
         self.pairs, self.term_names = pairs, term_names
-        if loss not in ("nce", "softmax"):
-            raise ValueError(f"config.cmc.loss: {loss!r} is not one of ('nce', 'softmax')")
+        self.objective = BankObjective(num_instances, num_negatives, temperature, momentum,
+                                       loss, z_momentum, shared_negatives, seed, "cmc")
         self.view_keys = keys
         self.view_encoders = self.track("view_encoder",
                                         [view_encoders[k] for k in self.view_keys])
-        self.num_instances = int(num_instances)
-        self.num_negatives = int(num_negatives)
-        self.temperature = float(temperature)
-        self.momentum = float(momentum)
-        self.loss_kind = loss
-        self.z_momentum = float(z_momentum)
-        self.shared_negatives = bool(shared_negatives)
-        self.seed = int(seed)
         self.banks = self.track("bank", [
             MemoryBank(num_instances, enc.output_shape[-1], seed=seed + i, name=f"bank_{key}")
             for i, (key, enc) in enumerate(zip(self.view_keys, self.view_encoders,
@@ -81,7 +88,7 @@ class CMC(ContrastiveModel):
 
     @property
     def bank(self) -> MemoryBank:
-        """The first view's bank (what single-bank tools such as the kNN monitor read)."""
+        """The first view's bank."""
         return self.banks[0]
 
     def pair_losses(self, feats: list[tf.Tensor], ids: tf.Tensor, noise: tf.Tensor):
@@ -90,45 +97,42 @@ class CMC(ContrastiveModel):
         losses, zs = {}, {}
         for a, b in self.pairs:
             for i, j in ((a, b), (b, a)):
-                pos, neg = self.banks[j].logits(feats[i], ids, noise, self.temperature)
-                if self.loss_kind == "nce":
-                    z_est = distribute.all_reduce_mean(estimate_z(
-                        tf.stop_gradient(pos), tf.stop_gradient(neg), self.num_instances))
-                    zs[(i, j)] = next_z(self.z.value[i * n + j], z_est, self.z_momentum)
-                    losses[(i, j)] = nce_loss(pos, neg, zs[(i, j)], self.num_instances)
-                else:
-                    losses[(i, j)] = softmax_bank_loss(pos, neg)
+                pos, neg = self.objective.logits(self.banks[j], feats[i], ids, noise)
+                losses[(i, j)], z = self.objective.loss(pos, neg, self.z.value[i * n + j])
+                if z is not None:
+                    zs[(i, j)] = z
         return losses, zs
 
-    def train_step(self, data):
+    def step_loss(self, data, training):
         ids = data["index"]
-        local_batch = tf.shape(ids)[0]
-        noise = self.banks[0].sample_noise(local_batch, self.num_negatives, self.seed,
-                                           self.optimizer.iterations,
-                                           shared=self.shared_negatives)
-        with tf.GradientTape() as tape:
-            feats = [enc(data[key], training=True)
-                     for key, enc in zip(self.view_keys, self.view_encoders, strict=True)]
-            losses, zs = self.pair_losses(feats, ids, noise)
-            loss = tf.add_n(list(losses.values()))
-            scaled = loss / distribute.num_replicas()
-        self.apply_gradients_of(scaled, tape)
+        noise = self.objective.noise_ids(self.banks[0], tf.shape(ids)[0],
+                                         self.optimizer.iterations)
+        feats = [enc(data[key], training=training)
+                 for key, enc in zip(self.view_keys, self.view_encoders, strict=True)]
+        losses, zs = self.pair_losses(feats, ids, noise)
+        return Step(tf.add_n(list(losses.values())),
+                    {self.term_names[d]: v for d, v in losses.items()},
+                    {"feats": feats, "zs": zs})
+
+    def after_step(self, data, step):
+        zs = step.state["zs"]
         if zs:
             n = len(self.view_keys)
             z = self.z.value
-            updates = tf.stack([zs.get((k // n, k % n), z[k]) for k in range(n * n)])
-            self.z.assign(updates)
-        for bank, f in zip(self.banks, feats, strict=True):
-            bank.update(ids, f, self.momentum, labels=data.get("label"))
-        return self.report(loss=loss, **{self.term_names[d]: v for d, v in losses.items()})
+            self.z.assign(tf.stack([zs.get((k // n, k % n), z[k]) for k in range(n * n)]))
+        for bank, f in zip(self.banks, step.state["feats"], strict=True):
+            self.objective.update(bank, data["index"], f, data.get("label"))
 
     def monitor_scalars(self) -> dict[str, tf.Tensor]:
         """Z of every direction the objective uses (NCE only)."""
-        if self.loss_kind != "nce":
+        if not self.objective.uses_z:
             return {}
         n = len(self.view_keys)
         return {f"nce/Z_{self.view_keys[i]}_to_{self.view_keys[j]}": self.z.value[i * n + j]
                 for i, j in self.term_names}
+
+    def monitored_banks(self) -> list:
+        return list(self.banks)
 
     def knn_bank(self) -> tuple[tf.Tensor, tf.Tensor]:
         """(rows, labels) comparable with ``encoder``'s output: the banks concatenated
@@ -144,11 +148,79 @@ class CMC(ContrastiveModel):
         """Warm start from evaluation batches (``image``): each view's bank rows set
         to its encoder's features of the image's view."""
         def encode(image):
-            views = self.encoder.get_layer("view_split")(image)
+            split = self.encoder.get_layer("view_split")(image)
             return [enc(view, training=False)
-                    for view, enc in zip(views, self.view_encoders, strict=True)]
+                    for view, enc in zip(split, self.view_encoders, strict=True)]
 
         feats = encode_rows(data["image"], encode, self.view_encoders)
         for f, bank in zip(feats, self.banks, strict=True):
             bank.update(data["index"], f, momentum=0.0, labels=data.get("label"))
         return tf.shape(data["index"])[0]
+
+
+def _views(cfg, info) -> list[tuple[str, int]]:
+    """(batch key, channels) of each view: the dataset's named views, else the split's."""
+    if info.source == views.NAMED_VIEWS:
+        return [(f"view_{n}", int(c)) for n, c in zip(cfg.dataset.view_names,
+                                                      cfg.dataset.view_channels, strict=True)]
+    return [("view_l", 1), ("view_ab", 2)]
+
+
+def build(cfg, info) -> CMC:
+    d = cfg.cmc
+    h, w, _ = info.image_shape
+    encoders = {}
+    for key, channels in _views(cfg, info):
+        encoders[key] = image_encoder(cfg, info, (h, w, channels), [VIEW_MEAN] * channels,
+                                      [VIEW_STD] * channels, name=f"encoder_{key}")
+    if info.source == views.NAMED_VIEWS:
+        combined = next(iter(encoders.values()))  # the core view's encoder
+    else:
+        combined = build_multiview_encoder(info.image_shape, d.views, list(encoders.values()))
+    return CMC(encoders, combined, info.num_train, num_negatives=d.num_negatives,
+               temperature=d.temperature, momentum=d.momentum, loss=d.loss,
+               objective=d.objective, z_momentum=d.z_momentum,
+               shared_negatives=d.shared_negatives, seed=cfg.seed, name="cmc")
+
+
+def view_spec(cfg, info) -> views.ViewSpec:
+    if info.source == views.NAMED_VIEWS:
+        return views.DATASET_VIEWS
+    return views.channel_split(cfg.cmc.views, cfg.cmc.same_crop, cfg.cmc.jitter)
+
+
+def section_rules(cfg) -> None:
+    m = cfg.cmc
+    if m.views not in color.SPLITS:
+        raise ConfigError(f"config.cmc.views: {m.views!r} is not one of {tuple(color.SPLITS)}")
+    bank_objective.check_loss(m.loss, "cmc.loss")
+    if m.objective not in OBJECTIVES:
+        raise ConfigError(f"config.cmc.objective: {m.objective!r} is not one of {OBJECTIVES}")
+    bank_objective.check_section(cfg, "cmc")
+
+
+def rules(cfg, info=None) -> None:
+    if info is None:
+        return
+    if info.source == views.NAMED_VIEWS:
+        if cfg.cmc.warm_start:
+            raise ConfigError("config.cmc.warm_start: is for the channel-split views, not "
+                              "multi-view records")
+    elif len(info.image_shape) == 3 and info.image_shape[-1] != SPLIT_CHANNELS[cfg.cmc.views]:
+        views_, channels = cfg.cmc.views, info.image_shape[-1]
+        fits = [v for v, c in SPLIT_CHANNELS.items() if c == channels]
+        raise ConfigError(f"config.cmc.views: {views_!r} splits {SPLIT_CHANNELS[views_]}-channel "
+                          f"images, the {cfg.dataset.name} images have {channels} channel(s)"
+                          + (f"; use one of {tuple(fits)}" if fits else ""))
+    bank_objective.check_negatives(cfg, "cmc", info)
+
+
+def _refusal(key, old, new):
+    if key == "cmc.views":
+        return "the view encoders were trained on the other split of the image"
+    return bank_objective.z_refusal("cmc", key, old, new)
+
+
+SPEC = MethodSpec(build, section="cmc", views=view_spec,
+                  sources=(views.IMAGE, views.NAMED_VIEWS), section_rules=section_rules,
+                  rules=rules, warm_start=lambda cfg: bool(cfg.cmc.warm_start), refusal=_refusal)

@@ -13,8 +13,7 @@ the exported model use.
 Batch dict consumed: ``patches`` float32 [B, Gh, Gw, p, p, C] in about [0, 1].
 Distribution rule: as for audio CPC, ``global_negatives`` (the default) scores
 against the patches of the whole global batch, gathered from every replica;
-otherwise against this replica's. Each replica's loss is divided by the number
-of replicas.
+otherwise against this replica's. Loss scaling: the template's (``methods/base.py``).
 """
 
 from __future__ import annotations
@@ -22,9 +21,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_contrastive.core import distribute
+from tf_contrastive.core import views
+from tf_contrastive.core.config import ConfigError
+from tf_contrastive.core.fingerprint import SHAPES_REASON
 from tf_contrastive.losses.infonce import predict_along_rows
-from tf_contrastive.methods.base import ContrastiveModel, candidates_of
+from tf_contrastive.methods.base import ContrastiveModel, MethodSpec, Step, candidates_of
+from tf_contrastive.models import cpc
 from tf_contrastive.models.cpc import StepPredictors, encode_patches
 
 # Each direction as a re-orientation of the [B, rows, cols, D] grid so that
@@ -87,17 +89,61 @@ class CPCImage(ContrastiveModel):
         n = float(len(self.contexts))
         return total / n, tf.add_n(accs) / n
 
-    def _report(self, loss, acc):
-        per_k = {f"accuracy_k{k + 1}": acc[k] for k in range(self.steps)}
-        return self.report(loss=loss, accuracy=tf.reduce_mean(acc), **per_k)
+    def _accuracies(self, acc):
+        return {"accuracy": tf.reduce_mean(acc),
+                **{f"accuracy_k{k + 1}": acc[k] for k in range(self.steps)}}
 
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss, acc = self.contrastive_loss(data["patches"], training=True)
-            share = loss / tf.cast(distribute.num_replicas(), tf.float32)
-        self.apply_gradients_of(share, tape)
-        return self._report(loss, acc)
+    def step_loss(self, data, training):
+        loss, acc = self.contrastive_loss(data["patches"], training=training)
+        return Step(loss, self._accuracies(acc))
 
     def test_step(self, data):
         loss, acc = self.contrastive_loss(data["patches"], training=False)
-        return self._report(loss, acc)
+        return self.report(loss=loss, **self._accuracies(acc))
+
+
+def build(cfg, info) -> CPCImage:
+    d = cfg.cpc_image
+    channels = info.image_shape[-1]
+    patch_encoder = cpc.build_patch_encoder((d.patch_size, d.patch_size, channels), info.mean,
+                                            info.std, width=cfg.model.width)
+    embedding = cpc.build_patch_embedding(patch_encoder, info.image_shape, d.patch_size,
+                                          d.patch_stride)
+    contexts = {direction: cpc.build_grid_context(patch_encoder.output_shape[-1],
+                                                  d.feature_dim, d.context_layers,
+                                                  name=f"context_{direction}")
+                for direction in DIRECTIONS[d.directions]}
+    return CPCImage(embedding, patch_encoder, contexts, prediction_steps=d.prediction_steps,
+                    global_negatives=d.global_negatives, name="cpc_image")
+
+
+def view_spec(cfg, info) -> views.ViewSpec:
+    d = cfg.cpc_image
+    return views.patch_grid(d.patch_size, d.patch_stride, d.patch_jitter)
+
+
+def section_rules(cfg) -> None:
+    q = cfg.cpc_image
+    if q.directions not in DIRECTIONS:
+        raise ConfigError(f"config.cpc_image.directions: must be 1 or 4, got {q.directions}")
+    if q.patch_jitter < 0:
+        raise ConfigError(f"config.cpc_image.patch_jitter: must be >= 0, got {q.patch_jitter}")
+
+
+def rules(cfg, info=None) -> None:
+    q, size = cfg.cpc_image, cfg.dataset.image_size
+    if not 0 < q.patch_stride <= q.patch_size <= size:
+        raise ConfigError("config.cpc_image.patch_size: need 0 < patch_stride <= patch_size "
+                          f"<= image_size, got {q.patch_stride}, {q.patch_size}, {size}")
+    rows = (size - q.patch_size) // q.patch_stride + 1
+    if rows <= q.prediction_steps:
+        raise ConfigError(f"config.cpc_image.prediction_steps: {q.prediction_steps} needs a "
+                          f"grid of more rows than that; the patches give {rows}")
+
+
+_SHAPE_KEYS = tuple(f"cpc_image.{k}" for k in ("feature_dim", "context_layers",
+                                              "prediction_steps", "directions"))
+
+SPEC = MethodSpec(build, section="cpc_image", views=view_spec, section_rules=section_rules,
+                  rules=rules,
+                  refusal=lambda key, old, new: SHAPES_REASON if key in _SHAPE_KEYS else None)

@@ -8,8 +8,9 @@ bank: negatives are the other 2(B_global - 1) features of the global batch,
 gathered from every replica.
 
 Batch dict consumed: ``view_0`` and ``view_1`` [B, H, W, C] in [0, 1].
-Distribution rule: each replica's loss is already divided by 2B_global (its
-share of the global mean), and the optimizer sums gradients across replicas.
+Distribution rule: the template's (``methods/base.py``): the loss is this replica's
+mean over its 2B anchors, divided by ``num_replicas_in_sync`` for the gradient (so
+each replica contributes its share of the global mean over 2B_global anchors).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_contrastive.core import distribute
+from tf_contrastive.core import distribute, views
+from tf_contrastive.core.config import ConfigError
 from tf_contrastive.losses.invaspread import invaspread_loss
-from tf_contrastive.methods.base import ContrastiveModel
+from tf_contrastive.methods.base import ContrastiveModel, MethodSpec, Step, image_encoder
 
 
 class InvaSpread(ContrastiveModel):
@@ -29,25 +31,35 @@ class InvaSpread(ContrastiveModel):
         super().__init__(encoder, ("loss", "pos_sim", "neg_sim"), **kwargs)
         self.temperature = float(temperature)
 
-    def train_step(self, data):
+    def step_loss(self, data, training):
         v0, v1 = data["view_0"], data["view_1"]
         b = tf.shape(v0)[0]
-        n_rep = distribute.num_replicas()
         rows = tf.range(2 * b)
         offset = distribute.replica_id() * 2 * b  # this replica's block of columns
         self_index = rows + offset
         pair_index = (rows + b) % (2 * b) + offset
-        with tf.GradientTape() as tape:
-            feats = tf.cast(self.encoder(tf.concat([v0, v1], 0), training=True), tf.float32)
-            columns = distribute.all_gather(tf.stop_gradient(feats))
-            loss = invaspread_loss(feats, columns, self_index, pair_index, self.temperature,
-                                   normaliser=2 * b * n_rep)
-        self.apply_gradients_of(loss, tape)
+        feats = tf.cast(self.encoder(tf.concat([v0, v1], 0), training=training), tf.float32)
+        columns = distribute.all_gather(tf.stop_gradient(feats))
+        loss = invaspread_loss(feats, columns, self_index, pair_index, self.temperature,
+                               normaliser=2 * b)
         pos = tf.reduce_sum(feats[:b] * feats[b:], axis=1)
         sims = tf.matmul(feats, columns, transpose_b=True)
         neg_mask = 1.0 - tf.one_hot(self_index, tf.shape(columns)[0]) - tf.one_hot(
             pair_index, tf.shape(columns)[0])
         neg = tf.reduce_sum(sims * neg_mask) / tf.reduce_sum(neg_mask)
-        # The tracker shows the global loss: this replica's share times the replicas.
-        return self.report(loss=loss * tf.cast(n_rep, tf.float32), pos_sim=tf.reduce_mean(pos),
-                           neg_sim=neg)
+        return Step(loss, {"pos_sim": tf.reduce_mean(pos), "neg_sim": neg})
+
+
+def build(cfg, info) -> InvaSpread:
+    return InvaSpread(image_encoder(cfg, info), temperature=cfg.invaspread.temperature,
+                      name="invaspread")
+
+
+def section_rules(cfg) -> None:
+    if cfg.invaspread.temperature <= 0:
+        raise ConfigError(f"config.invaspread.temperature: must be > 0, got "
+                          f"{cfg.invaspread.temperature}")
+
+
+SPEC = MethodSpec(build, section="invaspread", views=lambda cfg, info: views.PAIR,
+                  section_rules=section_rules)
