@@ -7,7 +7,6 @@ exports. ``build_model`` is shared with the benchmarks and tests.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -23,7 +22,7 @@ from tf_contrastive.core.config import config_dir, load_run_config, validate
 from tf_contrastive.core.export import export_audio_encoder, export_encoder, save_keras
 from tf_contrastive.core.schedules import build_optimizer
 from tf_contrastive.core.summaries import RunMonitor, write_projector
-from tf_contrastive.data import arrays, imagenet, pipeline
+from tf_contrastive.data import pipeline
 from tf_contrastive.eval.callbacks import KNNMonitor
 from tf_contrastive.methods import get_method
 from tf_contrastive.models.encoder import backbone_of
@@ -105,16 +104,7 @@ def _run_facts(cfg, info: pipeline.DatasetInfo, steps: int, replicas: int) -> di
     facts = {"run.num_train": info.num_train, "run.image_shape": list(info.image_shape),
              "run.num_classes": info.num_classes, "run.steps_per_epoch": steps,
              "run.replicas": replicas}
-    if cfg.dataset.name in ("fashion_mnist", "digits"):
-        images, labels = arrays.load_arrays(cfg.dataset.name, "train", cfg.dataset.data_dir)
-        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
-        digest.update(np.ascontiguousarray(labels).tobytes())
-        facts["run.train_digest"] = "sha256:" + digest.hexdigest()
-    else:  # TFRecord shards: names, record counts (cached by the reader) and byte sizes
-        files = imagenet.shard_files(cfg.dataset.data_dir, "train")
-        facts["run.train_shards"] = [
-            [os.path.basename(f), int(n), int(tf.io.gfile.stat(f).length)]
-            for f, n in zip(files, imagenet.record_counts(files), strict=True)]
+    facts.update(pipeline.run_facts(cfg.dataset))  # the data's digest or its shards
     return facts
 
 
@@ -148,7 +138,8 @@ def untrained_model(cfg) -> keras.Model:
     keras.utils.set_random_seed(cfg.seed)
     info = pipeline.describe(cfg.dataset)
     validate(cfg, num_instances=info.num_train,
-             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None)
+             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None,
+             rules=(pipeline.check_config,))
     model, _ = build_model(cfg, distribute.make_strategy("default"), info,
                            pipeline.steps_per_epoch(cfg, info))
     return model
@@ -202,7 +193,8 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
     info = pipeline.describe(cfg.dataset)
     replicas = strategy.num_replicas_in_sync
     validate(cfg, num_instances=info.num_train, num_replicas=replicas,
-             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None)
+             image_channels=info.image_shape[-1] if len(info.image_shape) == 3 else None,
+             rules=(pipeline.check_config,))
     chief = distribute.is_chief(strategy)
     pipelines = distribute.num_input_pipelines(strategy)
     steps = pipeline.steps_per_epoch(cfg, info, pipelines)

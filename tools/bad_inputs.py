@@ -80,7 +80,6 @@ def _imagenet_cfg(d: str):
 
 
 def _read_all(d: str, skip=False, check_jpegs=True) -> str:
-    pipeline._imagenet_index.cache_clear()
     cfg = _imagenet_cfg(d)
     cfg.dataset.skip_bad_records = skip
     cfg.dataset.check_jpegs = check_jpegs

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from tf_contrastive.core.config import ConfigError, base_config, validate
+from tf_contrastive.data.pipeline import check_config as dataset_rules
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 CONFIGS = sorted(p for p in glob.glob(os.path.join(CONFIG_DIR, "*.py"))
@@ -24,7 +25,7 @@ def test_config_loads_and_validates(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     cfg = module.get_config()
-    validate(cfg)
+    validate(cfg, rules=(dataset_rules,))
     assert set(cfg.keys()) == set(base_config().keys())
 
 
@@ -48,7 +49,7 @@ def test_bad_values_name_the_key(key, value, match):
     section, name = key.split(".")
     setattr(cfg[section], name, value)
     with pytest.raises(ConfigError, match=match):
-        validate(cfg)
+        validate(cfg, rules=(dataset_rules,))
 
 
 def test_cross_field_limits():

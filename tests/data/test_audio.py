@@ -193,7 +193,6 @@ def _check_window(wave, phones_row, n, aligned):
 
 def test_training_windows_line_up_with_their_phone_labels(ramp):
     _, out, lengths, phones = ramp
-    pipeline._imagenet_index.cache_clear()
     uid_of = {r["id"]: r["uid"] for r in _records(out, "train")}
     assert len(uid_of) == 4
     it = iter(pipeline.build_dataset(_ramp_cfg(out), view_spec=views.WAVEFORM_WINDOW))
@@ -213,7 +212,6 @@ def test_training_windows_line_up_with_their_phone_labels(ramp):
 
 def test_center_windows_for_evaluation(ramp):
     _, out, lengths, phones = ramp
-    pipeline._imagenet_index.cache_clear()
     uid_of = {r["id"]: r["uid"] for r in _records(out, "validation")}
     batches = list(pipeline.build_dataset(_ramp_cfg(out), split="validation", training=False))
     assert set(batches[0]) == {"waveform", "phones", "label", "index"}
@@ -247,7 +245,6 @@ def _espeak_cfg(data_dir, **ds):
 
 def test_describe_input_key_and_views(espeak):
     _, out, _ = espeak
-    pipeline._imagenet_index.cache_clear()
     cfg = _espeak_cfg(out)
     info = pipeline.describe(cfg.dataset)
     assert info == pipeline.DatasetInfo(9, 3, 3, (160 * 64,), (0.0,), (1.0,),
@@ -265,7 +262,6 @@ def test_describe_input_key_and_views(espeak):
 def test_training_batches_keys_shapes_and_resume(espeak):
     _, out, _ = espeak
     keras.utils.set_random_seed(0)  # as the trainer does: the pipeline must not mind
-    pipeline._imagenet_index.cache_clear()
     cfg = _espeak_cfg(out)
     labels = {r["id"]: r["label"] for r in _records(out, "train")}
     it = iter(pipeline.build_dataset(cfg, view_spec=views.WAVEFORM_WINDOW))
@@ -292,7 +288,6 @@ def test_training_batches_keys_shapes_and_resume(espeak):
 
 def test_input_pipelines_read_disjoint_shards(espeak):
     _, out, _ = espeak
-    pipeline._imagenet_index.cache_clear()
     cfg = _espeak_cfg(out)
     cfg.train.batch_size = 2
     per_pipe = []
@@ -337,7 +332,6 @@ def test_bad_record_error_names_shard_and_position(espeak, tmp_path, mutate, rea
         if name != "record_counts.json":
             (tmp_path / name).write_bytes(open(os.path.join(out, name), "rb").read())
     _rewrite_record(str(tmp_path / "train-00000-of-00002"), 1, mutate)
-    pipeline._imagenet_index.cache_clear()
     cfg = _espeak_cfg(str(tmp_path))
     with pytest.raises(tf.errors.InvalidArgumentError) as err:
         for _ in pipeline.build_dataset(cfg, split="train", training=False):

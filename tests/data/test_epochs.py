@@ -28,7 +28,6 @@ def _write_shards(root, sizes, bad=None):
                     )
                 )
                 ident += 1
-    pipeline._imagenet_index.cache_clear()
     return str(root)
 
 

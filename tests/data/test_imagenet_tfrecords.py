@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tf_contrastive.core import views
 from tf_contrastive.core.config import base_config
-from tf_contrastive.data import imagenet, pipeline
+from tf_contrastive.data import pipeline, shards
 from tools.build_imagenet_tfrecords import convert
 
 SYNSETS = ["n01440764", "n01443537", "n01484850"]
@@ -102,7 +102,6 @@ def _cfg(data_dir, **ds):
 
 def test_derived_ids_equal_written_ids_and_are_stable(converted):
     out, _ = converted
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(out)
     seen = {}
     for _ in range(2):  # Two passes: the same image gets the same id.
@@ -112,8 +111,8 @@ def test_derived_ids_equal_written_ids_and_are_stable(converted):
                     np.testing.assert_array_equal(seen[idx], img)
                 seen[idx] = img
     assert sorted(seen) == list(range(12))
-    files = imagenet.shard_files(out, "train")
-    offsets, total = imagenet.shard_offsets(files)
+    files = shards.shard_files(out, "train")
+    offsets, total = shards.shard_offsets(files)
     assert total == 12
     for f, off in zip(files, offsets, strict=True):
         for pos, feat in enumerate(_records(f)):
@@ -123,7 +122,6 @@ def test_derived_ids_equal_written_ids_and_are_stable(converted):
 def test_training_batches_cover_every_id_once_per_epoch(converted):
     out, _ = converted
     keras.utils.set_random_seed(0)  # as the trainer does: no tensor-seeded ops may break
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(out)
     ds = pipeline.build_dataset(cfg, view_spec=views.PAIR)
     it = iter(ds)
@@ -147,7 +145,6 @@ def test_order_within_the_shuffle_buffer_changes_every_epoch(converted):
     # A seeded Dataset.shuffle rebuilt per epoch repeats one permutation; the
     # keyed shuffle must not (else in-batch negatives repeat their groups).
     out, _ = converted
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(out, shuffle_buffer=12)
     it = iter(pipeline.build_dataset(cfg, view_spec=views.SINGLE))
     epochs = [np.concatenate([next(it)["index"].numpy() for _ in range(3)]) for _ in range(3)]
@@ -162,8 +159,8 @@ def test_counts_cache_is_written_for_official_data_without_one(converted, tmp_pa
     for name in os.listdir(out):
         if name.startswith("train"):
             (data / name).write_bytes(open(os.path.join(out, name), "rb").read())
-    files = imagenet.shard_files(str(data), "train")
-    offsets, total = imagenet.shard_offsets(files)
+    files = shards.shard_files(str(data), "train")
+    offsets, total = shards.shard_offsets(files)
     assert total == 12 and offsets[0] == 0
     assert (data / "record_counts.json").exists()
 
@@ -187,7 +184,6 @@ def test_truncated_shard_error_names_the_file(converted, tmp_path):
         return str(p)
 
     data, bad = _copy_with(tmp_path, out, truncate)
-    pipeline._imagenet_index.cache_clear()
     with pytest.raises(ValueError, match="train-00001-of-00003.*truncated"):
         pipeline.describe(_cfg(str(data)).dataset)
 
@@ -213,7 +209,6 @@ def test_bad_record_error_names_file_and_position(converted, tmp_path, kind, rea
     png = tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy()
     data, bad = _copy_with(tmp_path, out, lambda d: _rewrite_record(
         d, "train-00000-of-00003", 1, encoded=png, drop_encoded=kind == "missing"))
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(str(data))
     with pytest.raises(tf.errors.InvalidArgumentError) as err:
         for _ in pipeline.build_dataset(cfg, split="train", training=False):
@@ -231,7 +226,6 @@ def test_skipped_training_records_are_counted(converted, tmp_path):
     png = tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy()
     data, _ = _copy_with(tmp_path, out, lambda d: _rewrite_record(
         d, "train-00000-of-00003", 1, encoded=png))
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(str(data), skip_bad_records=True)
     before = int(pipeline.skipped_records().numpy())
     ids = []

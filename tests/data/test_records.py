@@ -11,6 +11,7 @@ import tensorflow as tf
 from tests.data.test_imagenet_tfrecords import _cfg, _rewrite_record, _write_image_folder
 from tf_contrastive.core import views
 from tf_contrastive.data import imagenet, pipeline, records
+from tf_contrastive.data import shards as shard_lib
 from tools.build_imagenet_tfrecords import convert
 
 
@@ -65,7 +66,7 @@ def test_truncated_shard_is_named_with_tensorflows_offset(shards, tmp_path):
         match=f"train-00001-of-00003: .* after {n - 1} records "
         rf"\(truncated record at {scan.offset}\)",
     ):
-        imagenet.shard_offsets(imagenet.shard_files(data, "train"))
+        shard_lib.shard_offsets(shard_lib.shard_files(data, "train"))
 
 
 @pytest.mark.parametrize("bogus", [1, 1 << 40])
@@ -99,7 +100,6 @@ def test_truncated_shard_with_skipping_uses_the_readable_records(shards, tmp_pat
     n = sum(1 for _ in tf.data.TFRecordDataset(path))  # shard 1 holds ids 4..7
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 100)
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(data, skip_bad_records=True)
     assert pipeline.describe(cfg.dataset).num_train == 12  # the cut record keeps its id
     lost = 4 + n - 1
@@ -116,7 +116,6 @@ def test_truncated_shard_with_skipping_uses_the_readable_records(shards, tmp_pat
     assert lost not in ids
     assert int(pipeline.skipped_records().numpy()) - before >= 1
     # Without skipping, the count already names the shard.
-    pipeline._imagenet_index.cache_clear()
     with pytest.raises(ValueError, match="train-00001-of-00003.*truncated record at"):
         pipeline.describe(_cfg(data).dataset)
 
@@ -141,9 +140,8 @@ def test_corrupt_jpeg_body_is_named_and_skipped(shards, tmp_path, capfd):
     tf.image.extract_jpeg_shape(bad)  # the header still parses
     with pytest.raises(tf.errors.InvalidArgumentError):
         tf.io.decode_jpeg(bad)
-    first = imagenet.shard_offsets(imagenet.shard_files(data, "train"))[0][2]
+    first = shard_lib.shard_offsets(shard_lib.shard_files(data, "train"))[0][2]
     _rewrite_record(tmp_path / "d", "train-00002-of-00003", 1, encoded=bad)
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(data, skip_bad_records=True)
     assert _eval_ids(cfg) == [i for i in range(12) if i != first + 1]
     assert (
@@ -204,7 +202,6 @@ def test_corrupt_jpeg_body_stops_training_naming_the_record(shards, tmp_path):
     )
     bad = _corrupt_body(rec.features.feature["image/encoded"].bytes_list.value[0])
     _rewrite_record(tmp_path / "d", shard, 0, encoded=bad)
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(data)
     cfg.model.width = 4
     cfg.train.epochs = 1
@@ -233,7 +230,6 @@ def test_jpeg_failing_in_the_crop_is_named_by_a_rescan(shards, tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError):
         tf.image.decode_and_crop_jpeg(bad, [0, 0, 8, 8])
     _rewrite_record(tmp_path / "d", shard, 0, encoded=bad)
-    pipeline._imagenet_index.cache_clear()
     cfg = _cfg(data, check_jpegs=False)
     error = None
     try:

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 
 import ml_collections
 import tensorflow as tf
@@ -20,7 +21,6 @@ from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 KNOWN_METHODS = ("instdisc", "invaspread", "cmc", "cpc_audio", "cpc_image")
 CMC_VIEWS = ("lab", "ycbcr", "intensity_gradient")
-KNOWN_DATASETS = ("fashion_mnist", "digits", "imagenet", "multiview", "audio")
 KNOWN_BACKBONES = ("resnet18_cifar", "resnet50")
 KNOWN_SCHEDULES = ("cosine", "step", "constant")
 KNOWN_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -301,16 +301,20 @@ def _flat_keys(d: dict, prefix: str = "") -> list[str]:
 
 
 def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
-             num_replicas: int = 1, image_channels: int | None = None) -> None:
+             num_replicas: int = 1, image_channels: int | None = None,
+             rules: Sequence[Callable[[ml_collections.ConfigDict], None]] = ()) -> None:
     """Checks ranges and cross-field constraints; raises ConfigError naming the key.
 
     ``image_channels``: the training images' channel count when known (the channel
-    splits of cmc.views need a fitting count).
+    splits of cmc.views need a fitting count). ``rules``: the owners' checks of their
+    own keys, each ``rule(cfg)`` raising ConfigError, e.g.
+    ``tf_contrastive.data.pipeline.check_config`` (the dataset name among the known
+    families and the configured family's rules); core knows no dataset.
     """
     if cfg.method not in KNOWN_METHODS:
         _fail("method", f"{cfg.method!r} is not one of {KNOWN_METHODS}")
-    if cfg.dataset.name not in KNOWN_DATASETS:
-        _fail("dataset.name", f"{cfg.dataset.name!r} is not one of {KNOWN_DATASETS}")
+    for rule in rules:
+        rule(cfg)
     if cfg.model.backbone not in KNOWN_BACKBONES:
         _fail("model.backbone", f"{cfg.model.backbone!r} is not one of {KNOWN_BACKBONES}")
     if cfg.optimizer.schedule not in KNOWN_SCHEDULES:
@@ -320,22 +324,14 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
               "('float32', 'mixed_float16', 'mixed_bfloat16')")
     if cfg.strategy not in KNOWN_STRATEGIES:
         _fail("strategy", f"{cfg.strategy!r} is not one of {KNOWN_STRATEGIES}")
-    if cfg.dataset.train_classes and cfg.dataset.name == "imagenet":
-        _fail("dataset.train_classes", "is supported for in-memory datasets only")
     if cfg.dataset.name == "multiview":
         if cfg.method != "cmc":
             _fail("dataset.name", "multi-view records are for method 'cmc'")
-        if len(cfg.dataset.view_names) < 2 or len(cfg.dataset.view_names) != len(
-                cfg.dataset.view_channels):
-            _fail("dataset.view_names", "need >= 2 names and one channel count per name, got "
-                  f"{cfg.dataset.view_names} / {cfg.dataset.view_channels}")
         if cfg.cmc.warm_start:
             _fail("cmc.warm_start", "is for the channel-split views, not multi-view records")
     if cfg.dataset.label_base not in (-1, 0, 1):
         _fail("dataset.label_base", f"must be 0 or 1 (or -1: the schema's), got "
               f"{cfg.dataset.label_base}")
-    if cfg.dataset.label_base == 1 and cfg.dataset.name in ("fashion_mnist", "digits"):
-        _fail("dataset.label_base", f"{cfg.dataset.name} labels are 0-based")
     if cfg.dataset.num_classes < 0:
         _fail("dataset.num_classes", f"must be >= 0 (0 = from the data), got "
               f"{cfg.dataset.num_classes}")

@@ -1,16 +1,25 @@
-"""In-memory datasets: Fashion-MNIST (Debian package or Keras cache) and scikit-learn digits.
+"""In-memory datasets: Fashion-MNIST (Debian package or Keras cache) and scikit-learn digits,
+and their dataset family.
 
 Each loader returns uint8 images shaped (N, H, W, C) and int32 labels; the
 training split's row number is the instance id, which is stable by construction.
+A new in-memory dataset is its loader (a branch of :func:`load_arrays`) and one
+line ``"name": arrays.ArrayFamily("name")`` in ``data/families.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import os
 import struct
 
 import numpy as np
+import tensorflow as tf
+
+from tf_contrastive.core.config import ConfigError
+from tf_contrastive.data import augment, family, labels
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FILES = {
@@ -78,3 +87,109 @@ def load_arrays(name: str, split: str, data_dir: str = "") -> tuple[np.ndarray, 
     if name == "digits":
         return load_digits(split)
     raise ValueError(f"config.dataset.name: {name!r} is not an in-memory dataset")
+
+
+class ArrayFamily(family.Family):
+    """A dataset loaded into memory by :func:`load_arrays` (``name``): training crops
+    whole batches gathered by id, evaluation resizes the whole image. The loaded
+    arrays and their statistics are kept by the object (a few per process)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._load = functools.lru_cache(maxsize=8)(self._load_split)
+        self._info = functools.lru_cache(maxsize=8)(self._describe)
+
+    def check_config(self, cfg) -> None:
+        if cfg.dataset.label_base == 1:
+            raise ConfigError(f"config.dataset.label_base: {self.name} labels are 0-based")
+
+    def _load_split(self, split: str, data_dir: str, limit: int, classes: tuple):
+        images, y = load_arrays(self.name, split, data_dir)
+        if classes:
+            keep = np.isin(y, classes)
+            if not keep.any():
+                raise ValueError(f"config.dataset.train_classes: {classes} matches no {split} "
+                                 f"example of {self.name}")
+            images, y = images[keep], y[keep]
+        if limit:
+            images, y = images[:limit], y[:limit]
+        return images, y
+
+    @staticmethod
+    def _key(ds_cfg, split: str) -> tuple:
+        limit = ds_cfg.train_limit if split == "train" else ds_cfg.eval_limit
+        classes = tuple(int(c) for c in ds_cfg.train_classes) if split == "train" else ()
+        return split, ds_cfg.data_dir, int(limit), classes
+
+    def arrays(self, ds_cfg, split: str):
+        """The split's arrays; the training split keeps only ``train_classes`` if set.
+        Labels are -1 when the dataset is declared unlabeled."""
+        images, y = self._load(*self._key(ds_cfg, split))
+        if not ds_cfg.labeled:
+            y = np.full_like(y, -1)
+        return images, y
+
+    def _describe(self, train_key: tuple, eval_key: tuple, size: int, declared: int,
+                  labeled: bool) -> family.DatasetInfo:
+        x_train, y_train = self._load(*train_key)
+        x_eval, y_eval = self._load(*eval_key)
+        x = x_train.astype(np.float32) / 255.0
+        num_classes = 0
+        if labeled:
+            # Both splits: a training label beyond the test split's would lose its kNN votes.
+            num_classes = declared or int(max(y_train.max(), y_eval.max())) + 1
+            source = "config.dataset.num_classes" if declared else "the labels"
+            labels.check_array_labels(y_train, num_classes, f"{self.name} train", source)
+            labels.check_array_labels(y_eval, num_classes, f"{self.name} test", source)
+        return family.DatasetInfo(len(x_train), len(x_eval), num_classes,
+                                  (size, size, x_train.shape[-1]), (float(x.mean()),),
+                                  (float(x.std()),), labeled=labeled,
+                                  eval_off="" if labeled else "config.dataset.labeled=False")
+
+    def describe(self, ds_cfg) -> family.DatasetInfo:
+        return self._info(self._key(ds_cfg, "train"), self._key(ds_cfg, "test"),
+                          int(ds_cfg.image_size), int(ds_cfg.num_classes), bool(ds_cfg.labeled))
+
+    def run_facts(self, ds_cfg) -> dict:
+        """A digest of the whole training split as loaded."""
+        images, y = load_arrays(self.name, "train", ds_cfg.data_dir)
+        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+        digest.update(np.ascontiguousarray(y).tobytes())
+        return {"run.train_digest": "sha256:" + digest.hexdigest()}
+
+    def training(self, cfg, view_spec, part):
+        images, y = self.arrays(cfg.dataset, "train")
+        n = len(images)
+        images_t, labels_t = tf.constant(images), tf.constant(y)
+        size = cfg.dataset.image_size
+        scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
+
+        def one_pass(epoch):
+            noise = tf.random.stateless_uniform([n], tf.stack([tf.cast(cfg.seed, tf.int64),
+                                                               epoch]))
+            order = tf.cast(tf.argsort(noise), tf.int32)[: part.steps * part.global_batch]
+            ds = tf.data.Dataset.from_tensor_slices(order).shard(part.pipelines, part.pipeline_id)
+            return ds.batch(part.per_replica, drop_remainder=True)
+
+        def crop(ids, seed):
+            seeds = tf.unstack(tf.random.experimental.stateless_split(seed, view_spec.crops + 1))
+            x = tf.cast(tf.gather(images_t, ids), tf.float32) / 255.0
+            crops = [augment.random_resized_crop(x, s, size, scale) for s in seeds[1:]]
+            return crops, seeds[0], {"index": ids, "label": tf.gather(labels_t, ids)}
+
+        return family.Training(one_pass, crop=crop, refills=False)
+
+    def eval_stream(self, cfg, split, part):
+        size = cfg.dataset.image_size
+        images, y = self.arrays(cfg.dataset, split)
+        ds = tf.data.Dataset.from_tensor_slices(
+            {"image": images, "label": y, "index": np.arange(len(images), dtype=np.int32)})
+        ds = ds.shard(part.pipelines, part.pipeline_id).batch(part.per_replica)
+
+        def to_float(b):
+            x = tf.cast(b["image"], tf.float32) / 255.0
+            if x.shape[1] != size:
+                x = tf.image.resize(x, [size, size], method="bilinear", antialias=True)
+            return {"image": x, "label": b["label"], "index": b["index"]}
+
+        return ds.map(to_float, num_parallel_calls=family.AUTOTUNE)

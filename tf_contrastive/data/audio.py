@@ -1,9 +1,10 @@
-"""Audio TFRecords for CPC: record schema, metadata, parsing and frame-aligned windows.
+"""Audio TFRecords for CPC: record schema, metadata, parsing, frame-aligned windows, and
+the dataset family ``dataset.name = "audio"``.
 
 Written by ``tools/build_audio_tfrecords.py`` from a LibriSpeech-layout corpus.
 Shards are named ``train-00000-of-00064`` / ``validation-...`` with a
 ``record_counts.json`` beside them in the ImageNet converter's format, so stable
-ids come from :func:`tf_contrastive.data.imagenet.shard_offsets` unchanged.
+ids come from :func:`tf_contrastive.data.shards.shard_offsets` unchanged.
 
 One tf.train.Example per utterance:
 
@@ -33,6 +34,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from tf_contrastive.core import views
+from tf_contrastive.data import family, labels, shards
 
 METADATA_FILE = "speakers.json"
 SAMPLE_RATE = 16000
@@ -182,3 +186,84 @@ def center_window(waveform: tf.Tensor, phones: tf.Tensor, window: int):
     below the centred position; padded like :func:`random_window`."""
     _check_window(window)
     return _window_at(waveform, phones, _last_start_frame(waveform, window) // 2, window)
+
+
+class AudioFamily(family.RecordFamily):
+    """Utterances: a random frame-aligned window of ``dataset.audio_window`` samples for
+    training (``waveform``, ``phones``, no augmentation), the centred window for
+    evaluation; the label is the 0-based speaker."""
+
+    source = views.WAVEFORM
+    input_key = "waveform"
+    _LABEL_KEY = "audio/speaker_label"
+
+    def label_spec(self, ds_cfg) -> labels.LabelSpec:
+        speakers = len(read_metadata(ds_cfg.data_dir)["speakers"])
+        return labels.resolve(ds_cfg, labels.LabelSchema(
+            base=0, key=self._LABEL_KEY, classes_file=False, count=speakers,
+            count_source=os.path.join(ds_cfg.data_dir, METADATA_FILE)))
+
+    @staticmethod
+    def window(ds_cfg) -> int:
+        window = int(ds_cfg.audio_window)
+        if window < FRAME or window % FRAME:
+            raise ValueError(f"config.dataset.audio_window: must be a positive multiple of "
+                             f"{FRAME} samples (10 ms at 16 kHz), got {window}")
+        return window
+
+    def input_shape(self, ds_cfg):
+        return (self.window(ds_cfg),), (0.0,), (1.0,)
+
+    def _parse(self, cfg, limit, count: bool = False):
+        counted = self.reader.skipped.counting(cfg, count)
+        spec = self.label_spec(cfg.dataset)
+
+        def parse(rec, ident, pos, path):
+            waveform, raw, phones, ok = parse_record(rec, pos, path, cfg.dataset.skip_bad_records)
+            ok = counted(ok)
+            if limit:
+                ok = tf.logical_and(ok, ident < limit)
+            label = labels.check_label(raw, spec, self._LABEL_KEY, shards.where(pos, path),
+                                       check=ok)
+            return {"waveform": waveform, "phones": phones, "label": label,
+                    "index": tf.cast(ident, tf.int32), "ok": ok}
+        return parse
+
+    def training(self, cfg, view_spec, part):
+        window = self.window(cfg.dataset)
+
+        def one_pass(epoch):
+            epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
+            ds = self.records(cfg, "train", part, epoch=epoch)
+            ds = ds.map(self._parse(cfg, cfg.dataset.train_limit, count=True),
+                        num_parallel_calls=family.AUTOTUNE)
+            ds = ds.filter(lambda r: r["ok"])
+
+            def crop(r):
+                seed = tf.stack([epoch_seed, tf.cast(r["index"], tf.int64)])
+                crop_seed, key_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+                wave, phones = random_window(r["waveform"], r["phones"], crop_seed, window)
+                key = tf.random.stateless_uniform([], key_seed, minval=None, maxval=None,
+                                                  dtype=tf.int64)
+                return {"waveform": wave, "phones": phones, "label": r["label"],
+                        "index": r["index"], "key": key}
+
+            ds = ds.map(crop, num_parallel_calls=family.AUTOTUNE)
+            ds = shards.keyed_shuffle(ds, cfg.dataset.shuffle_buffer)
+            return ds.batch(part.per_replica, drop_remainder=True)
+
+        return family.Training(one_pass)
+
+    def eval_stream(self, cfg, split, part):
+        """Centre windows of ``split`` in record order."""
+        window = self.window(cfg.dataset)
+        limit = cfg.dataset.train_limit if split == "train" else cfg.dataset.eval_limit
+        ds = self.records(cfg, split, part)
+        ds = ds.map(self._parse(cfg, limit), num_parallel_calls=family.AUTOTUNE)
+        ds = ds.filter(lambda r: r["ok"])
+
+        def center(r):
+            wave, phones = center_window(r["waveform"], r["phones"], window)
+            return {"waveform": wave, "phones": phones, "label": r["label"], "index": r["index"]}
+
+        return ds.map(center, num_parallel_calls=family.AUTOTUNE).batch(part.per_replica)

@@ -1,29 +1,32 @@
-"""ImageNet TFRecords in the official TensorFlow schema, and stable instance ids.
+"""ImageNet TFRecords in the official TensorFlow schema: the dataset family
+(``dataset.name = "imagenet"``).
 
 Records follow ``build_imagenet_data.py`` from tensorflow/models (keys below;
 labels 1-based, 1..1000; shards ``train-00000-of-01024``). Our converter adds
 ``image/id``, but the official files have no id, so ids are derived from the
-sorted shard list and each record's position in its shard: shard s starts at
-the sum of the record counts of the shards before it. The counts are computed
-once and cached in ``record_counts.json`` beside the data (or, if that folder
-is read-only, under ``~/.cache/tf_contrastive``). Counting reads only the
-TFRecord frame headers (:mod:`tf_contrastive.data.records`). The cache also
-stores each shard's byte size, so a shard truncated after counting is noticed
-and re-counted, which names the file and byte offset in the error.
+sorted shard list and each record's position in its shard
+(:mod:`tf_contrastive.data.shards`). Training crops each JPEG on its encoded
+bytes; evaluation takes the 87.5% center crop.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import sys
 
 import tensorflow as tf
 
-from tf_contrastive.data import records
+from tf_contrastive.core.config import ConfigError
+from tf_contrastive.data import augment, family, labels, shards
 
-COUNTS_FILE = "record_counts.json"
+# Shard listing and counting live in data/shards.py (every record family uses them).
+from tf_contrastive.data.shards import (  # noqa: F401
+    COUNTS_FILE,
+    count_records,
+    record_counts,
+    shard_files,
+    shard_offsets,
+)
+
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 FEATURES = {
@@ -59,110 +62,6 @@ def make_example(encoded: bytes, label: int, synset: str, text: str, height: int
     if instance_id is not None:
         feats["image/id"] = _int(instance_id)
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
-
-
-def shard_files(data_dir: str, split: str) -> list[str]:
-    """Sorted shard paths ``<data_dir>/<split>-*-of-*``; an empty match is an error."""
-    prefix = "validation" if split in ("validation", "test", "eval") else split
-    pattern = os.path.join(data_dir, f"{prefix}-*-of-*")
-    files = sorted(tf.io.gfile.glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"config.dataset.data_dir: no TFRecord shards match {pattern}")
-    return files
-
-
-def count_records(path: str) -> int:
-    """Counts a shard from its frame headers; a truncated or corrupt one raises naming
-    ``path``, the records before the damage and its byte offset."""
-    return _checked(records.scan_shard(path), skip_bad=False)
-
-
-def _checked(scan: records.ShardScan, skip_bad: bool) -> int:
-    """The shard's record count for ids; raises for a damaged shard unless ``skip_bad``,
-    when the damaged record keeps an id (the reader skips and names it)."""
-    if not scan.damage:
-        return scan.records
-    if not skip_bad:
-        raise ValueError(f"{scan.path}: corrupt or truncated TFRecord after {scan.records} "
-                         f"records ({scan.damage})")
-    print(f"warning: {scan.path}: corrupt or truncated TFRecord after {scan.records} records "
-          f"({scan.damage}); the records before it are used, the rest skipped",
-          file=sys.stderr)
-    return scan.records + 1
-
-
-def _cache_paths(data_dir: str) -> list[str]:
-    key = hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:16]
-    home = os.path.join(os.path.expanduser("~"), ".cache", "tf_contrastive")
-    return [os.path.join(data_dir, COUNTS_FILE), os.path.join(home, f"counts-{key}.json")]
-
-
-def _load_counts(data_dir: str) -> dict:
-    for p in _cache_paths(data_dir):
-        if tf.io.gfile.exists(p):
-            with tf.io.gfile.GFile(p) as f:
-                try:
-                    return json.load(f)
-                except json.JSONDecodeError:
-                    continue  # A half-written cache is recomputed.
-    return {}
-
-
-def _store_counts(data_dir: str, counts: dict) -> None:
-    for p in _cache_paths(data_dir):
-        try:
-            tf.io.gfile.makedirs(os.path.dirname(p))
-            tmp = p + ".tmp"
-            with tf.io.gfile.GFile(tmp, "w") as f:
-                json.dump(counts, f, indent=1, sort_keys=True)
-            tf.io.gfile.rename(tmp, p, overwrite=True)
-            return
-        except (tf.errors.OpError, OSError):
-            continue
-
-
-def record_counts(files: list[str], skip_bad: bool = False) -> list[int]:
-    """Record count of each shard, from the cache when its byte size still matches.
-
-    Shards not in the cache are counted from their framing, several at a time. A
-    damaged shard is an error naming it, unless ``skip_bad``: then its readable
-    records and the damaged one count (see :func:`_checked`).
-    """
-    if not files:
-        return []
-    data_dir = os.path.dirname(files[0])
-    cache = _load_counts(data_dir)
-    sizes = {path: tf.io.gfile.stat(path).length for path in files}
-
-    def cached(path):
-        entry = cache.get(os.path.basename(path))
-        return entry if entry and entry.get("bytes") == sizes[path] else None
-
-    todo = [path for path in files if cached(path) is None]
-    for scan in records.scan_shards(todo):
-        entry = {"records": scan.records, "bytes": scan.size}
-        if scan.damage:
-            entry["damage"] = scan.damage
-        cache[os.path.basename(scan.path)] = entry
-    if todo:
-        _store_counts(data_dir, cache)
-    counts = []
-    for path in files:
-        entry = cached(path)
-        scan = records.ShardScan(path, int(entry["records"]), int(entry["bytes"]),
-                                 entry.get("damage", ""))
-        counts.append(_checked(scan, skip_bad))
-    return counts
-
-
-def shard_offsets(files: list[str], skip_bad: bool = False) -> tuple[list[int], int]:
-    """(first id of each shard, total records) for the sorted shard list."""
-    counts = record_counts(files, skip_bad)
-    offsets, total = [], 0
-    for c in counts:
-        offsets.append(total)
-        total += c
-    return offsets, total
 
 
 def jpeg_check(serialized: tf.Tensor) -> tf.Tensor:
@@ -210,3 +109,108 @@ def parse_record(serialized: tf.Tensor, position: tf.Tensor, filename: tf.Tensor
             encoded = tf.identity(encoded)
     label = tf.cast(ex["image/class/label"], tf.int32)  # checked by data/labels.py
     return encoded, label, ok
+
+
+class ImagenetFamily(family.RecordFamily):
+    """ImageNet-schema records: random crops of the encoded JPEGs, center-crop evaluation."""
+
+    label_schema = labels.LabelSchema(
+        base=1, key="image/class/label", default_count=labels.IMAGENET_CLASSES,
+        count_source=f"the official ImageNet schema ({labels.IMAGENET_CLASSES} classes)")
+
+    def check_config(self, cfg) -> None:
+        if cfg.dataset.train_classes:
+            raise ConfigError("config.dataset.train_classes: is supported for in-memory "
+                              "datasets only")
+
+    def input_shape(self, ds_cfg):
+        size = int(ds_cfg.image_size)
+        return (size, size, 3), augment.IMAGENET_MEAN, augment.IMAGENET_STD
+
+    @staticmethod
+    def _check(cfg):
+        # The full JPEG decode check costs a reduced-size decode per record (figures in
+        # WORKSPACE.md); skipping needs it, and dataset.check_jpegs=False turns it off
+        # otherwise (a bad body is then cropped around or fails in the crop).
+        return jpeg_check if cfg.dataset.skip_bad_records or cfg.dataset.check_jpegs else None
+
+    def _parse(self, cfg, limit, count: bool = False):
+        counted = self.reader.skipped.counting(cfg, count)
+        spec = self.label_spec(cfg.dataset)
+
+        def parse(rec, ident, pos, path):
+            encoded, raw, ok = parse_record(rec, pos, path, cfg.dataset.skip_bad_records)
+            ok = counted(ok)
+            if limit:
+                ok = tf.logical_and(ok, ident < limit)
+            label = labels.check_label(raw, spec, self.label_schema.key, shards.where(pos, path),
+                                       check=ok)
+            return {"encoded": encoded, "label": label, "index": tf.cast(ident, tf.int32),
+                    "ok": ok}
+        return parse
+
+    def training(self, cfg, view_spec, part):
+        size = cfg.dataset.image_size
+        scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
+        n_views = view_spec.crops
+
+        def one_pass(epoch):
+            epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
+            ds = self.records(cfg, "train", part, epoch=epoch, check=self._check(cfg))
+            ds = ds.map(self._parse(cfg, cfg.dataset.train_limit, count=True),
+                        num_parallel_calls=family.AUTOTUNE)
+            ds = ds.filter(lambda r: r["ok"])
+            ds = shards.keyed_shuffle(ds.map(shards.with_order_key(epoch_seed)),
+                                      cfg.dataset.shuffle_buffer)
+
+            def crop(r):
+                seed = tf.stack([epoch_seed, tf.cast(r["index"], tf.int64)])
+                seeds = tf.unstack(tf.random.experimental.stateless_split(seed, n_views))
+                crops = [augment.decode_and_random_crop(r["encoded"], s, size, scale)
+                         for s in seeds]
+                return {"crops": tf.stack(crops), "index": r["index"], "label": r["label"]}
+
+            ds = ds.map(crop, num_parallel_calls=family.AUTOTUNE)
+            return ds.batch(part.per_replica, drop_remainder=True)
+
+        def views_of(b, seed):
+            return tf.unstack(b["crops"], axis=1), seed, {"index": b["index"], "label": b["label"]}
+
+        return family.Training(one_pass, crop=views_of)
+
+    def eval_stream(self, cfg, split, part):
+        size = cfg.dataset.image_size
+        limit = cfg.dataset.train_limit if split == "train" else cfg.dataset.eval_limit
+        ds = self.records(cfg, split, part, check=self._check(cfg))
+        ds = ds.map(self._parse(cfg, limit), num_parallel_calls=family.AUTOTUNE)
+        ds = ds.filter(lambda r: r["ok"])
+
+        def center(r):
+            return {"image": augment.decode_and_center_crop(r["encoded"], size),
+                    "label": r["label"], "index": r["index"]}
+
+        return ds.map(center, num_parallel_calls=family.AUTOTUNE).batch(part.per_replica)
+
+    def jpeg_eval_view(self, ds_cfg, channels: int):
+        """The 87.5% center crop of ImageNet-style data."""
+        size = int(ds_cfg.image_size)
+        return lambda encoded: augment.decode_and_center_crop(encoded, size)
+
+    def name_undecodable(self, cfg, error: Exception) -> str | None:
+        """The shards and records whose JPEG does not decode, found by re-reading the
+        training and validation shards with the full decode check (:func:`jpeg_check`);
+        None when ``error`` is no JPEG decode error, or the scan finds nothing.
+
+        With ``dataset.check_jpegs=False`` (and no skipping) the check does not run as
+        records are read, so a JPEG with an intact header and a corrupt body fails only
+        in the crop, where the record is no longer known. Re-reading costs one
+        reduced-size decode per record, paid only on this error path.
+        """
+        text = str(error)
+        if "jpeg" not in text.lower() or "bad TFRecord data:" in text:
+            return None  # the last: the check has named it already
+        found = self.reader.find_rejected(cfg.dataset, jpeg_check)
+        if not found:
+            return None
+        return ("a JPEG did not decode: " + "; ".join(found)
+                + " (set --config.dataset.skip_bad_records=True to skip such records)")

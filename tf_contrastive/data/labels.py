@@ -27,14 +27,26 @@ import tensorflow as tf
 from tf_contrastive.core.config import ConfigError
 
 CLASSES_FILE = "classes.json"
-# The label of the first class in each family's schema, and its label feature.
-SCHEMA_BASE = {"imagenet": 1, "multiview": 0, "audio": 0}
-LABEL_KEY = {
-    "imagenet": "image/class/label",
-    "multiview": "image/class/label",
-    "audio": "audio/speaker_label",
-}
 IMAGENET_CLASSES = 1000  # official files without classes.json
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSchema:
+    """What a record family's schema says about its labels (the family declares it).
+
+    ``base``: the stored label of the first class; ``key``: the label feature.
+    ``classes_file``: whether ``classes.json`` may say more. ``count`` (with
+    ``count_source``) is the schema's own class count, checked against a declared one;
+    ``default_count`` is used only when nothing else gives a count (official ImageNet
+    files), so a declared count is not checked against it.
+    """
+
+    base: int
+    key: str
+    classes_file: bool = True
+    count: int | None = None
+    default_count: int | None = None
+    count_source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,15 +84,14 @@ def read_classes(data_dir: str) -> tuple[dict | None, str]:
     return meta, path
 
 
-def resolve(ds_cfg, speakers: int | None = None) -> LabelSpec:
-    """The label spec of a TFRecord dataset (``speakers``: audio's speaker count)."""
-    name = ds_cfg.name
+def resolve(ds_cfg, schema: LabelSchema) -> LabelSpec:
+    """The label spec of a TFRecord dataset of the family whose schema is ``schema``."""
     declared_base = int(ds_cfg.label_base)
     if not ds_cfg.labeled:
-        base = declared_base if declared_base >= 0 else SCHEMA_BASE[name]
+        base = declared_base if declared_base >= 0 else schema.base
         return LabelSpec(False, base, 0, "config.dataset.labeled=False")
-    meta, path = (None, "") if name == "audio" else read_classes(ds_cfg.data_dir)
-    base = SCHEMA_BASE[name]
+    meta, path = read_classes(ds_cfg.data_dir) if schema.classes_file else (None, "")
+    base = schema.base
     if meta is not None and "label_base" in meta:
         base = int(meta["label_base"])
         if declared_base >= 0 and declared_base != base:
@@ -99,20 +110,16 @@ def resolve(ds_cfg, speakers: int | None = None) -> LabelSpec:
                 "labels; set --config.dataset.labeled=False to train without "
                 "kNN and probes"
             )
-    elif name == "audio":
-        found, source = speakers, os.path.join(ds_cfg.data_dir, "speakers.json")
-    elif name == "imagenet":
-        found, source = None, f"the official ImageNet schema ({IMAGENET_CLASSES} classes)"
     else:
-        found, source = None, ""
+        found, source = schema.count, schema.count_source
     if declared:
         if found is not None and declared != found:
             raise ConfigError(
                 f"config.dataset.num_classes: {declared}, but {source} lists {found} classes"
             )
         return LabelSpec(True, base, declared, "config.dataset.num_classes")
-    if found is None and name == "imagenet":
-        found = IMAGENET_CLASSES
+    if found is None:
+        found = schema.default_count
     if not found:
         raise ConfigError(
             f"config.dataset.num_classes: {ds_cfg.data_dir} has no "

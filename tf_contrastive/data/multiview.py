@@ -1,4 +1,5 @@
-"""Multi-view TFRecords for CMC with more than two views (NYU-Depth style data).
+"""Multi-view TFRecords for CMC with more than two views (NYU-Depth style data): the
+dataset family ``dataset.name = "multiview"``.
 
 Schema, one tf.train.Example per instance:
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_contrastive.data import augment
+from tf_contrastive.core import views as views_lib
+from tf_contrastive.core.config import ConfigError
+from tf_contrastive.data import augment, family, labels, shards
 
 
 def make_multiview_example(views: dict[str, bytes], instance_id: int, label: int = -1,
@@ -70,3 +73,69 @@ def aligned_crop(views: dict[str, tf.Tensor], seed: tf.Tensor, size: int,
             crop = tf.where(do_flip, tf.reverse(crop, axis=[1]), crop)
         out[name] = crop
     return out
+
+
+class MultiviewFamily(family.RecordFamily):
+    """Named views of each instance: the same random crop (and flip) of every view for
+    training, under ``view_<name>``; the first (core) view as ``image`` for evaluation.
+    Multi-view records do not take ``train_limit`` / ``eval_limit``."""
+
+    source = views_lib.NAMED_VIEWS
+    label_schema = labels.LabelSchema(base=0, key="image/class/label")
+    limited = False
+
+    def check_config(self, cfg) -> None:
+        names, channels = cfg.dataset.view_names, cfg.dataset.view_channels
+        if len(names) < 2 or len(names) != len(channels):
+            raise ConfigError("config.dataset.view_names: need >= 2 names and one channel "
+                              f"count per name, got {names} / {channels}")
+
+    def input_shape(self, ds_cfg):
+        size, c = int(ds_cfg.image_size), int(ds_cfg.view_channels[0])
+        return (size, size, c), (0.5,) * c, (0.25,) * c
+
+    def _parse(self, cfg):
+        names, channels = tuple(cfg.dataset.view_names), tuple(cfg.dataset.view_channels)
+        spec = self.label_spec(cfg.dataset)
+
+        def parse(rec, ident, pos, path):
+            where = shards.where(pos, path)
+            views, _, raw = parse_views(rec, names, channels, cfg.dataset.image_size, where)
+            label = labels.check_label(raw, spec, self.label_schema.key, where)
+            return views, tf.cast(ident, tf.int32), label
+        return parse
+
+    def training(self, cfg, view_spec, part):
+        scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
+        parse = self._parse(cfg)
+
+        def one_pass(epoch):
+            epoch_seed = tf.cast(cfg.seed, tf.int64) * 1_000_003 + epoch
+            ds = self.records(cfg, "train", part, epoch=epoch)
+
+            def make(rec, ident, pos, path):
+                views, index, label = parse(rec, ident, pos, path)
+                seed = tf.stack([epoch_seed, tf.cast(index, tf.int64)])
+                crops = aligned_crop(views, seed, cfg.dataset.image_size, scale,
+                                     cfg.augment.flip)
+                out = {f"view_{name}": crop for name, crop in crops.items()}
+                out["index"], out["label"] = index, label
+                return out
+
+            ds = ds.map(make, num_parallel_calls=family.AUTOTUNE)
+            ds = shards.keyed_shuffle(ds.map(shards.with_order_key(epoch_seed)),
+                                      cfg.dataset.shuffle_buffer)
+            return ds.batch(part.per_replica, drop_remainder=True)
+
+        return family.Training(one_pass)
+
+    def eval_stream(self, cfg, split, part):
+        parse = self._parse(cfg)
+        first = cfg.dataset.view_names[0]
+
+        def make(rec, ident, pos, path):
+            views, index, label = parse(rec, ident, pos, path)
+            return {"image": views[first], "label": label, "index": index}
+
+        ds = self.records(cfg, split, part)
+        return ds.map(make, num_parallel_calls=family.AUTOTUNE).batch(part.per_replica)
