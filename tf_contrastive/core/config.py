@@ -100,6 +100,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment.flip = True
     c.augment.color_jitter = 0.4
     c.augment.grayscale_prob = 0.2
+    # Run flip + colour jitter + grayscale as one XLA-compiled function per batch: on the
+    # ImageNet TFRecord pipeline 1.6x the images/s of the same ops run one by one (README).
+    c.augment.jit_compile = True
 
     c.model = ml_collections.ConfigDict()
     c.model.backbone = "resnet18_cifar"

@@ -5,10 +5,15 @@ Every random op takes an explicit ``seed`` (shape [2] int) and uses the
 (config seed, epoch, batch number): a resumed run sees the same views.
 
 Photometric ops work on a whole batch at once (one op per batch instead of one
-per image), which is what makes small-image training input-bound no longer.
+per image), which is what makes small-image training input-bound no longer, and
+:func:`photometric` runs them as one XLA-compiled function (``augment.jit_compile``):
+XLA fuses the dozen full passes over the batch (scale, mean, blend, clip, the HSV
+round trip of the hue step, grayscale, flip) into a few.
 """
 
 from __future__ import annotations
+
+import functools
 
 import tensorflow as tf
 
@@ -56,32 +61,42 @@ def _per_image(seed: tf.Tensor, batch: tf.Tensor, lo: float, hi: float) -> tf.Te
     return tf.random.stateless_uniform([batch, 1, 1, 1], seed, lo, hi)
 
 
-def color_jitter(images: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
-    """Brightness, contrast, saturation and hue jitter of ``strength`` (torchvision's
-    ColorJitter(s, s, s, min(s, 0.5)) semantics), applied in that fixed order.
-
-    Grayscale images get brightness and contrast only.
-    """
-    if strength <= 0:
-        return images
-    batch = tf.shape(images)[0]
+def jitter_factors(seed: tf.Tensor, batch, strength: float) -> tuple[tf.Tensor, ...]:
+    """Per-image (brightness, contrast, saturation, hue) draws of ColorJitter(s, s, s,
+    min(s, 0.5)), each [batch, 1, 1, 1]: factors in [max(0, 1 - s), 1 + s], hue shift
+    in [-min(s, 0.5), min(s, 0.5)]."""
     s_b, s_c, s_s, s_h = _split(seed, 4)
     lo, hi = max(0.0, 1.0 - strength), 1.0 + strength
-    x = images * _per_image(s_b, batch, lo, hi)
+    hue = min(strength, 0.5)
+    return (_per_image(s_b, batch, lo, hi), _per_image(s_c, batch, lo, hi),
+            _per_image(s_s, batch, lo, hi), _per_image(s_h, batch, -hue, hue))
+
+
+def apply_jitter(images: tf.Tensor, brightness, contrast, saturation, hue) -> tf.Tensor:
+    """torchvision's adjust_brightness, _contrast, _saturation and _hue, in that order,
+    each clipped to [0, 1] as torchvision's blends are; grayscale images get the first
+    two only."""
+    x = tf.clip_by_value(images * brightness, 0.0, 1.0)
     mean = tf.reduce_mean(grayscale(x)[..., :1], axis=[1, 2, 3], keepdims=True)
-    x = (x - mean) * _per_image(s_c, batch, lo, hi) + mean
-    if images.shape[-1] == 3:
-        x = tf.clip_by_value(x, 0.0, 1.0)
-        gray = grayscale(x)
-        x = gray + (x - gray) * _per_image(s_s, batch, lo, hi)
-        x = tf.clip_by_value(x, 0.0, 1.0)
-        hue = min(strength, 0.5)
-        # TF's fused AdjustHue kernel (RGB -> HSV, h + delta mod 1, back) per image:
-        # 2x faster for the whole jitter than rgb_to_hsv/hsv_to_rgb on the batch.
-        delta = tf.reshape(_per_image(s_h, batch, -hue, hue), [-1])
-        x = tf.map_fn(lambda a: tf.image.adjust_hue(a[0], a[1]), (x, delta),
-                      fn_output_signature=x.dtype)
-    return tf.clip_by_value(x, 0.0, 1.0)
+    x = tf.clip_by_value((x - mean) * contrast + mean, 0.0, 1.0)
+    if images.shape[-1] != 3:
+        return x
+    gray = grayscale(x)
+    x = tf.clip_by_value(gray + (x - gray) * saturation, 0.0, 1.0)
+    # RGB -> HSV, h + delta mod 1, back (what TF's AdjustHue kernel does per image), on
+    # the whole batch, so that XLA fuses it with the steps around it.
+    hsv = tf.image.rgb_to_hsv(x)
+    h = tf.math.floormod(hsv[..., :1] + hue, 1.0)
+    return tf.clip_by_value(tf.image.hsv_to_rgb(tf.concat([h, hsv[..., 1:]], axis=-1)),
+                            0.0, 1.0)
+
+
+def color_jitter(images: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
+    """Brightness, contrast, saturation and hue jitter of ``strength`` (torchvision's
+    ColorJitter(s, s, s, min(s, 0.5)) semantics), applied in that fixed order."""
+    if strength <= 0:
+        return images
+    return apply_jitter(images, *jitter_factors(seed, tf.shape(images)[0], strength))
 
 
 def random_flip(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -96,12 +111,35 @@ def random_grayscale(images: tf.Tensor, seed: tf.Tensor, prob: float) -> tf.Tens
     return tf.where(pick, grayscale(images), images)
 
 
-def photometric(images: tf.Tensor, seed: tf.Tensor, aug_cfg) -> tf.Tensor:
-    """Flip, colour jitter and random grayscale of a batch in [0, 1]."""
+def _photometric(images: tf.Tensor, seed: tf.Tensor, flip: bool, jitter: float,
+                 gray_prob: float) -> tf.Tensor:
     s_flip, s_jit, s_gray = _split(seed, 3)
-    x = random_flip(images, s_flip) if aug_cfg.flip else images
-    x = color_jitter(x, s_jit, aug_cfg.color_jitter)
-    return random_grayscale(x, s_gray, aug_cfg.grayscale_prob)
+    x = random_flip(images, s_flip) if flip else images
+    x = color_jitter(x, s_jit, jitter)
+    return random_grayscale(x, s_gray, gray_prob)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_photometric(flip: bool, jitter: float, gray_prob: float):
+    @tf.function(jit_compile=True)
+    def run(images, seed):
+        return _photometric(images, seed, flip, jitter, gray_prob)
+
+    return run
+
+
+def photometric(images: tf.Tensor, seed: tf.Tensor, aug_cfg) -> tf.Tensor:
+    """Flip, colour jitter and random grayscale of a batch in [0, 1].
+
+    With ``aug_cfg.jit_compile`` (the default) as one XLA-compiled function. XLA
+    draws other random numbers than TensorFlow's own kernels for the same seed
+    (even naming the algorithm), so the setting is part of a run's fingerprint:
+    a run and its resumes see the same views.
+    """
+    args = (bool(aug_cfg.flip), float(aug_cfg.color_jitter), float(aug_cfg.grayscale_prob))
+    if aug_cfg.get("jit_compile", False):
+        return _compiled_photometric(*args)(images, seed)
+    return _photometric(images, seed, *args)
 
 
 def decode_and_random_crop(encoded: tf.Tensor, seed: tf.Tensor, size: int,
