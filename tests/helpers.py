@@ -19,6 +19,8 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
+from tf_contrastive.core.config import base_config
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 SYNSETS = ("n01440764", "n01443537", "n01484850")
@@ -193,3 +195,73 @@ def run_module(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         cwd=ROOT,
         timeout=timeout,
     )
+
+
+def write_mixed_jpeg_folder(root, per_class=(5, 4, 3), val_per_class=2, seed=0):
+    """An ImageFolder tree of JPEGs as ImageNet has them: a PNG under a .JPEG name, a
+    grayscale JPEG, the rest RGB (40-90 px)."""
+    rng = np.random.default_rng(seed)
+    for split, counts in (("train", per_class), ("val", [val_per_class] * len(SYNSETS))):
+        for synset, n in zip(SYNSETS, counts, strict=True):
+            d = os.path.join(root, split, synset)
+            os.makedirs(d, exist_ok=True)
+            for i in range(n):
+                h, w = rng.integers(40, 90, size=2)
+                img = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+                if i == 1:  # A PNG with a .JPEG name, as a few real ImageNet files are.
+                    data = tf.io.encode_png(img).numpy()
+                elif i == 2:  # Grayscale JPEG.
+                    data = tf.io.encode_jpeg(img[..., :1]).numpy()
+                else:
+                    data = tf.io.encode_jpeg(img).numpy()
+                with open(os.path.join(d, f"{synset}_{i}.JPEG"), "wb") as f:
+                    f.write(data)
+
+
+def imagenet_cfg(data_dir, **ds):
+    """A small config reading ImageNet-schema records from ``data_dir`` (32 px, batch 4)."""
+    cfg = base_config()
+    cfg.dataset.name = "imagenet"
+    cfg.dataset.data_dir = data_dir
+    cfg.dataset.image_size = 32
+    cfg.dataset.shuffle_buffer = 4
+    cfg.train.batch_size = 4
+    cfg.eval.batch_size = 5
+    for k, v in ds.items():
+        setattr(cfg.dataset, k, v)
+    return cfg
+
+
+def rewrite_record(d, shard, index, encoded=None, drop_encoded=False):
+    """Replaces (or drops) ``image/encoded`` of record ``index`` of shard ``d / shard``."""
+    p = d / shard
+    recs = [r.numpy() for r in tf.data.TFRecordDataset(str(p))]
+    ex = tf.train.Example.FromString(recs[index])
+    if drop_encoded:
+        del ex.features.feature["image/encoded"]
+    else:
+        ex.features.feature["image/encoded"].bytes_list.value[0] = encoded
+    recs[index] = ex.SerializeToString()
+    with tf.io.TFRecordWriter(str(p)) as w:
+        for r in recs:
+            w.write(r)
+    return str(p)
+
+
+def write_nyu_like(root, n_train=12, n_val=4, size=24, seed=0):
+    """Aligned rgb (JPEG) / depth / normals (PNG) views with labels.txt, the NYU layout
+    tools/build_multiview_tfrecords.py reads; depth is the red channel."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("validation", n_val)):
+        for i in range(n):
+            rgb = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            depth = rgb[..., :1]  # depth = the red channel: alignment is checkable
+            normals = 255 - rgb
+            for view, img, enc in (("rgb", rgb, tf.io.encode_jpeg),
+                                   ("depth", depth, tf.io.encode_png),
+                                   ("normals", normals, tf.io.encode_png)):
+                d = root / split / view
+                d.mkdir(parents=True, exist_ok=True)
+                ext = "jpg" if view == "rgb" else "png"
+                (d / f"{i:04d}.{ext}").write_bytes(enc(img).numpy())
+        (root / split / "labels.txt").write_text("".join(f"{i:04d} {i % 3}\n" for i in range(n)))

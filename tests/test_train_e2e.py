@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tests.helpers import ROOT
-from tests.helpers import smoke_cfg as _smoke_cfg  # tests/data/test_data_service.py imports it
+from tests.helpers import smoke_cfg as _smoke_cfg
 from tf_contrastive import trainer as train
 from tf_contrastive.core import checkpoint as ckpt_lib
 from tf_contrastive.core import distribute
@@ -198,14 +198,14 @@ def test_cmc_on_grayscale_trains_and_exports(tmp_path):
 
 
 def test_cmc_lab_on_converted_imagenet_tfrecords(tmp_path):
-    from tests.data.test_imagenet_tfrecords import _rewrite_record, _write_image_folder
+    from tests.helpers import rewrite_record, write_mixed_jpeg_folder
     from tools.build_imagenet_tfrecords import convert
 
-    _write_image_folder(str(tmp_path / "folder"))
+    write_mixed_jpeg_folder(str(tmp_path / "folder"))
     convert(str(tmp_path / "folder"), str(tmp_path / "tfr"), train_shards=2,
             validation_shards=1, num_threads=2)
     # One training record's payload is a PNG: skipped, logged and counted.
-    _rewrite_record(tmp_path / "tfr", "train-00001-of-00002", 0,
+    rewrite_record(tmp_path / "tfr", "train-00001-of-00002", 0,
                     encoded=tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy())
     cfg = _smoke_cfg("smoke_cmc_digits")
     cfg.dataset.skip_bad_records = True
@@ -220,6 +220,7 @@ def test_cmc_lab_on_converted_imagenet_tfrecords(tmp_path):
     cfg.eval.batch_size = 4
     cfg.eval.knn_k = 5
     cfg.eval.projector_examples = 6
+    cfg.eval.knn_at_init = False
     work = str(tmp_path / "run")
     results = train.run(cfg, work, verbose=0)
     assert np.isfinite(results["final_loss"]) and results["skipped_records"] >= 1

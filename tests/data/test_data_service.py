@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.test_train_e2e import ROOT, _smoke_cfg
+from tests.helpers import ROOT
+from tests.helpers import smoke_cfg as _smoke_cfg
 from tf_contrastive import trainer
 from tf_contrastive.core.config import ConfigError, validate
 from tf_contrastive.data import pipeline

@@ -8,38 +8,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import imagenet_cfg, rewrite_record, write_mixed_jpeg_folder
 from tf_contrastive.core import views
-from tf_contrastive.core.config import base_config
 from tf_contrastive.data import pipeline, shards
 from tools.build_imagenet_tfrecords import convert
 
 SYNSETS = ["n01440764", "n01443537", "n01484850"]
 
 
-def _write_image_folder(root, per_class=(5, 4, 3), val_per_class=2, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, counts in (("train", per_class), ("val", [val_per_class] * len(SYNSETS))):
-        for synset, n in zip(SYNSETS, counts, strict=True):
-            d = os.path.join(root, split, synset)
-            os.makedirs(d, exist_ok=True)
-            for i in range(n):
-                h, w = rng.integers(40, 90, size=2)
-                img = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
-                if i == 1:  # A PNG with a .JPEG name, as a few real ImageNet files are.
-                    data = tf.io.encode_png(img).numpy()
-                elif i == 2:  # Grayscale JPEG.
-                    data = tf.io.encode_jpeg(img[..., :1]).numpy()
-                else:
-                    data = tf.io.encode_jpeg(img).numpy()
-                with open(os.path.join(d, f"{synset}_{i}.JPEG"), "wb") as f:
-                    f.write(data)
-
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     root = tmp_path_factory.mktemp("imagefolder")
     out = tmp_path_factory.mktemp("tfrecords")
-    _write_image_folder(str(root))
+    write_mixed_jpeg_folder(str(root))
     with open(root / "synsets.txt", "w") as f:
         f.write("n01440764 tench, Tinca tinca\nn01443537 goldfish\n")
     counts = convert(str(root), str(out), train_shards=3, validation_shards=2,
@@ -87,22 +69,10 @@ def test_shard_names_counts_and_official_keys(converted):
     assert texts["n01440764"] == "tench, Tinca tinca"
 
 
-def _cfg(data_dir, **ds):
-    cfg = base_config()
-    cfg.dataset.name = "imagenet"
-    cfg.dataset.data_dir = data_dir
-    cfg.dataset.image_size = 32
-    cfg.dataset.shuffle_buffer = 4
-    cfg.train.batch_size = 4
-    cfg.eval.batch_size = 5
-    for k, v in ds.items():
-        setattr(cfg.dataset, k, v)
-    return cfg
-
 
 def test_derived_ids_equal_written_ids_and_are_stable(converted):
     out, _ = converted
-    cfg = _cfg(out)
+    cfg = imagenet_cfg(out)
     seen = {}
     for _ in range(2):  # Two passes: the same image gets the same id.
         for b in pipeline.build_dataset(cfg, split="train", training=False):
@@ -122,7 +92,7 @@ def test_derived_ids_equal_written_ids_and_are_stable(converted):
 def test_training_batches_cover_every_id_once_per_epoch(converted):
     out, _ = converted
     keras.utils.set_random_seed(0)  # as the trainer does: no tensor-seeded ops may break
-    cfg = _cfg(out)
+    cfg = imagenet_cfg(out)
     ds = pipeline.build_dataset(cfg, view_spec=views.PAIR)
     it = iter(ds)
     epoch = [next(it) for _ in range(3)]  # 12 images / batch 4
@@ -145,7 +115,7 @@ def test_order_within_the_shuffle_buffer_changes_every_epoch(converted):
     # A seeded Dataset.shuffle rebuilt per epoch repeats one permutation; the
     # keyed shuffle must not (else in-batch negatives repeat their groups).
     out, _ = converted
-    cfg = _cfg(out, shuffle_buffer=12)
+    cfg = imagenet_cfg(out, shuffle_buffer=12)
     it = iter(pipeline.build_dataset(cfg, view_spec=views.SINGLE))
     epochs = [np.concatenate([next(it)["index"].numpy() for _ in range(3)]) for _ in range(3)]
     assert all(sorted(e) == list(range(12)) for e in epochs)
@@ -185,31 +155,17 @@ def test_truncated_shard_error_names_the_file(converted, tmp_path):
 
     data, bad = _copy_with(tmp_path, out, truncate)
     with pytest.raises(ValueError, match="train-00001-of-00003.*truncated"):
-        pipeline.describe(_cfg(str(data)).dataset)
+        pipeline.describe(imagenet_cfg(str(data)).dataset)
 
-
-def _rewrite_record(d, shard, index, encoded=None, drop_encoded=False):
-    p = d / shard
-    recs = [r.numpy() for r in tf.data.TFRecordDataset(str(p))]
-    ex = tf.train.Example.FromString(recs[index])
-    if drop_encoded:
-        del ex.features.feature["image/encoded"]
-    else:
-        ex.features.feature["image/encoded"].bytes_list.value[0] = encoded
-    recs[index] = ex.SerializeToString()
-    with tf.io.TFRecordWriter(str(p)) as w:
-        for r in recs:
-            w.write(r)
-    return str(p)
 
 
 @pytest.mark.parametrize("kind,reason", [("png", "not a JPEG"), ("missing", "no image/encoded")])
 def test_bad_record_error_names_file_and_position(converted, tmp_path, kind, reason):
     out, _ = converted
     png = tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy()
-    data, bad = _copy_with(tmp_path, out, lambda d: _rewrite_record(
+    data, bad = _copy_with(tmp_path, out, lambda d: rewrite_record(
         d, "train-00000-of-00003", 1, encoded=png, drop_encoded=kind == "missing"))
-    cfg = _cfg(str(data))
+    cfg = imagenet_cfg(str(data))
     with pytest.raises(tf.errors.InvalidArgumentError) as err:
         for _ in pipeline.build_dataset(cfg, split="train", training=False):
             pass
@@ -224,9 +180,9 @@ def test_bad_record_error_names_file_and_position(converted, tmp_path, kind, rea
 def test_skipped_training_records_are_counted(converted, tmp_path):
     out, _ = converted
     png = tf.io.encode_png(tf.zeros([8, 8, 3], tf.uint8)).numpy()
-    data, _ = _copy_with(tmp_path, out, lambda d: _rewrite_record(
+    data, _ = _copy_with(tmp_path, out, lambda d: rewrite_record(
         d, "train-00000-of-00003", 1, encoded=png))
-    cfg = _cfg(str(data), skip_bad_records=True)
+    cfg = imagenet_cfg(str(data), skip_bad_records=True)
     before = int(pipeline.skipped_records().numpy())
     ids = []
     for batch, _ in zip(pipeline.build_dataset(cfg), range(4), strict=False):

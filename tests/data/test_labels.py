@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.data.test_multiview import _write_nyu_like
+from tests.helpers import write_nyu_like
 from tf_contrastive.core.config import ConfigError, base_config, sibling_config, validate
 from tf_contrastive.data import audio, imagenet, labels, pipeline
 from tf_contrastive.eval.knn import knn_accuracy
@@ -130,7 +130,7 @@ def _readme_multiview_command():
 
 def test_readme_multiview_command_trains_with_knn_from_classes_json(tmp_path):
     src = tmp_path / "nyu"
-    _write_nyu_like(src)
+    write_nyu_like(src)
     out = tmp_path / "tfr"
     convert_multiview(str(src), str(out), ["rgb", "depth", "normals"], 2, 1, threads=1)
     assert json.loads((out / labels.CLASSES_FILE).read_text())["num_classes"] == 3
@@ -169,7 +169,7 @@ def test_readme_multiview_command_trains_with_knn_from_classes_json(tmp_path):
 
 def test_multiview_without_labels_asks_for_labeled_false(tmp_path):
     src = tmp_path / "nyu"
-    _write_nyu_like(src, n_train=3, n_val=1)
+    write_nyu_like(src, n_train=3, n_val=1)
     for split in ("train", "validation"):
         os.remove(src / split / "labels.txt")
     out = tmp_path / "tfr"
@@ -186,7 +186,7 @@ def test_multiview_without_labels_asks_for_labeled_false(tmp_path):
 
 def test_multiview_labels_txt_must_cover_every_stem(tmp_path):
     src = tmp_path / "nyu"
-    _write_nyu_like(src, n_train=3, n_val=1)
+    write_nyu_like(src, n_train=3, n_val=1)
     (src / "train" / "labels.txt").write_text("0000 1\n0002 0\n")
     with pytest.raises(ValueError, match="labels.txt: no label for 1 instances.*0001"):
         convert_multiview(str(src), str(tmp_path / "tfr"), ["rgb", "depth"], 1, 1, threads=1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.data.test_imagenet_tfrecords import _cfg, _rewrite_record, _write_image_folder
+from tests.helpers import imagenet_cfg, rewrite_record, write_mixed_jpeg_folder
 from tf_contrastive.core import views
 from tf_contrastive.data import imagenet, pipeline, records
 from tf_contrastive.data import shards as shard_lib
@@ -19,7 +19,7 @@ from tools.build_imagenet_tfrecords import convert
 def shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("imagefolder")
     out = tmp_path_factory.mktemp("tfrecords")
-    _write_image_folder(str(root))
+    write_mixed_jpeg_folder(str(root))
     convert(str(root), str(out), train_shards=3, validation_shards=2, num_threads=2)
     return str(out)
 
@@ -100,7 +100,7 @@ def test_truncated_shard_with_skipping_uses_the_readable_records(shards, tmp_pat
     n = sum(1 for _ in tf.data.TFRecordDataset(path))  # shard 1 holds ids 4..7
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 100)
-    cfg = _cfg(data, skip_bad_records=True)
+    cfg = imagenet_cfg(data, skip_bad_records=True)
     assert pipeline.describe(cfg.dataset).num_train == 12  # the cut record keeps its id
     lost = 4 + n - 1
     assert _eval_ids(cfg) == [i for i in range(12) if i != lost]
@@ -117,7 +117,7 @@ def test_truncated_shard_with_skipping_uses_the_readable_records(shards, tmp_pat
     assert int(pipeline.skipped_records().numpy()) - before >= 1
     # Without skipping, the count already names the shard.
     with pytest.raises(ValueError, match="train-00001-of-00003.*truncated record at"):
-        pipeline.describe(_cfg(data).dataset)
+        pipeline.describe(imagenet_cfg(data).dataset)
 
 
 def _corrupt_body(jpeg: bytes) -> bytes:
@@ -141,8 +141,8 @@ def test_corrupt_jpeg_body_is_named_and_skipped(shards, tmp_path, capfd):
     with pytest.raises(tf.errors.InvalidArgumentError):
         tf.io.decode_jpeg(bad)
     first = shard_lib.shard_offsets(shard_lib.shard_files(data, "train"))[0][2]
-    _rewrite_record(tmp_path / "d", "train-00002-of-00003", 1, encoded=bad)
-    cfg = _cfg(data, skip_bad_records=True)
+    rewrite_record(tmp_path / "d", "train-00002-of-00003", 1, encoded=bad)
+    cfg = imagenet_cfg(data, skip_bad_records=True)
     assert _eval_ids(cfg) == [i for i in range(12) if i != first + 1]
     assert (
         "train-00002-of-00003: record 1 rejected (payload does not decode)"
@@ -201,8 +201,8 @@ def test_corrupt_jpeg_body_stops_training_naming_the_record(shards, tmp_path):
         next(iter(tf.data.TFRecordDataset(os.path.join(data, shard)))).numpy()
     )
     bad = _corrupt_body(rec.features.feature["image/encoded"].bytes_list.value[0])
-    _rewrite_record(tmp_path / "d", shard, 0, encoded=bad)
-    cfg = _cfg(data)
+    rewrite_record(tmp_path / "d", shard, 0, encoded=bad)
+    cfg = imagenet_cfg(data)
     cfg.model.width = 4
     cfg.train.epochs = 1
     cfg.train.export = False
@@ -229,8 +229,8 @@ def test_jpeg_failing_in_the_crop_is_named_by_a_rescan(shards, tmp_path):
     bad = good[: sos + 12]
     with pytest.raises(tf.errors.InvalidArgumentError):
         tf.image.decode_and_crop_jpeg(bad, [0, 0, 8, 8])
-    _rewrite_record(tmp_path / "d", shard, 0, encoded=bad)
-    cfg = _cfg(data, check_jpegs=False)
+    rewrite_record(tmp_path / "d", shard, 0, encoded=bad)
+    cfg = imagenet_cfg(data, check_jpegs=False)
     error = None
     try:
         for _ in pipeline.build_dataset(cfg, view_spec=views.SINGLE):
