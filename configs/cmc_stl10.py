@@ -5,18 +5,19 @@ The CMC paper pretrains on STL-10's train + unlabeled images (105,000; here
 ``stl10_binary/``) and scores a linear classifier trained on the 5,000 labelled
 ``train`` images on the 8,000 ``test`` images (here: kNN each epoch, and
 ``python -m tf_contrastive.evaluate --protocols=linear`` afterwards). Their
-encoders are (as we recall the paper) AlexNet-style, one half-width network per view, on 64x64 crops. We
-have no AlexNet: one CIFAR-stem ResNet-18 per view, on random-resized crops
-(scale 0.2-1) of the 96x96 images resized to 64, flip only (the paper's Lab
+encoders are AlexNet-style (as we recall the paper; not verified here), one
+half-width network per view, on 64x64 crops. We have no AlexNet: one CIFAR-stem
+ResNet-18 per view, on random-resized crops (scale 0.2-1) of the 96x96 images
+resized to 64, flip only (the paper's Lab
 recipe), NCE with K=16384 noise samples, tau 0.07, bank momentum 0.5, SGD lr 0.03
 per 256, weight decay 1e-4, lr x0.1 at epochs 120 and 160 of 200. Evaluation
 views are the whole 96x96 image resized to 64 (the paper center-crops).
 
-Published figure: the CMC paper's STL-10 table reports linear-classifier accuracy
-in the mid-80s (%) for the two-view L / ab model with its AlexNet encoders, as we
-recall it (not checked against the paper here; verify before quoting). A
-ResNet-18 pair is a different encoder, so expect a different figure. Not
-reproduced here (a GPU recipe): on this 2-core Xeon (shared) a step runs 10 images/s
+Published figure: the CMC paper reports STL-10 linear-classifier accuracy for its
+two-view L / ab model; the figure is not verified here (not found in the sources
+our search tool holds), so none is quoted. A ResNet-18 pair is a different encoder
+from the paper's, so expect a different figure.
+Not reproduced here (a GPU recipe): on this 2-core Xeon (shared) a step runs 10 images/s
 (`tools.benchmark --what=train_step`, float32), so one epoch of 410 steps of 256
 takes about 3 hours.
 """

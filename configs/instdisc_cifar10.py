@@ -7,14 +7,12 @@ epochs 80, 120 and 160; random-resized crop (scale 0.2-1) to 32, colour jitter 0
 random grayscale 0.2, no horizontal flip (commented out in the script); weighted
 kNN with k=200 and sigma = tau = 0.1 on the recomputed training features.
 
-Published figure: weighted kNN top-1 of about 80% on the CIFAR-10 test set. The
-InstDisc paper (Wu et al. 2018, Table 1, CIFAR-10 ResNet-18 kNN) gives 80.8% for
-the exact non-parametric softmax and 80.4% for NCE with m=4096, as we recall it;
-the lemniscate README versions in our search index have no CIFAR table (only the
-command ``python cifar.py --nce-k 0 --nce-t 0.1 --lr 0.03``), so check the paper
-before quoting either figure. Not reproduced here (a GPU recipe): on this 2-core
-Xeon (shared) a training step runs 69 images/s (`tools.benchmark --what=train_step`,
-float32, oneDNN), so one epoch of 390 steps of 128 takes about 12 minutes, 200
+Published figure: the InstDisc paper (Wu et al. 2018) reports a CIFAR-10 kNN
+top-1 for ResNet-18; the figure is not verified here (the sources our search
+tool holds give no CIFAR table), so none is quoted: check the paper.
+Not reproduced here (a GPU recipe): on this 2-core Xeon (shared) a training step
+runs 69 images/s (`tools.benchmark --what=train_step`, float32, oneDNN), so one
+epoch of 390 steps of 128 takes about 12 minutes, 200
 epochs about 40 hours.
 
 Set ``--config.dataset.data_dir`` to ``cifar-10-batches-py/`` or the

@@ -7,9 +7,9 @@ crop (scale 0.2-1) to 32, colour jitter 0.4, random grayscale 0.2, horizontal fl
 weighted kNN with k=200, sigma = tau = 0.1 on the whole training set. Their loop
 runs 301 epochs; the paper compares methods at 200, which is what this runs.
 
-Published figure: kNN top-1 83.6% on CIFAR-10 (Ye et al. 2019, Table 1, ResNet-18;
-InstDisc's NCE 80.4% in the same table), as we recall the paper; the repository's
-README in our search index states no figure, so check the paper before quoting.
+Published figure: Ye et al. 2019 report a CIFAR-10 kNN top-1 for ResNet-18; the
+figure is not verified here (the sources our search tool holds give no table), so
+none is quoted: check the paper.
 Not reproduced here (a GPU recipe): on this 2-core Xeon (shared) a step runs 39
 images/s (`tools.benchmark --what=train_step`, float32), so an epoch of 390 steps of
 128 takes about 21 minutes.

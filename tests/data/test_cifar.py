@@ -8,7 +8,7 @@ import pytest
 
 from tests.data import distributed_files as files
 from tf_contrastive.core.config import ConfigError, base_config
-from tf_contrastive.data import cifar, pipeline
+from tf_contrastive.data import cifar, families, pipeline
 
 
 def test_cifar10_folder_pixels_labels_and_ids_match_a_plain_decode(tmp_path):
@@ -54,6 +54,16 @@ def test_cifar100_fine_and_coarse_labels(tmp_path):
     np.testing.assert_array_equal(x[7], files.cifar_decode(members["train"][b"data"][7]))
     with pytest.raises(ConfigError, match="cifar100_labels"):
         cifar.load("cifar100", "train", tgz, "medium")
+    # The family: the label kind sets the class count and the run fingerprint's digest.
+    family, cfg = families.get("cifar100"), base_config()
+    cfg.dataset.name, cfg.dataset.data_dir = "cifar100", tgz
+    fine_info, fine_facts = family.describe(cfg.dataset), family.run_facts(cfg.dataset)
+    cfg.dataset.cifar100_labels = "coarse"
+    assert (fine_info.num_classes, family.describe(cfg.dataset).num_classes) == (100, 20)
+    assert family.run_facts(cfg.dataset) != fine_facts
+    cfg.dataset.cifar100_labels = "medium"
+    with pytest.raises(ConfigError, match="config.dataset.cifar100_labels"):
+        pipeline.check_config(cfg)
 
 
 def test_bad_files_are_named(tmp_path):
