@@ -21,7 +21,7 @@ CONFIGS = sorted(
 )
 # What each dataset family yields (its DatasetInfo.source) and its images' channels.
 _SOURCES = {"multiview": views.NAMED_VIEWS, "audio": views.WAVEFORM}
-_CHANNELS = {"imagenet": 3}
+_CHANNELS = {"imagenet": 3, "cifar10": 3, "cifar100": 3, "stl10": 3}
 
 
 def _info(cfg, num_train=None, channels=None):

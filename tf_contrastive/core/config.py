@@ -57,6 +57,11 @@ def base_config() -> ml_collections.ConfigDict:
     # their channel counts.
     c.dataset.view_names = ("rgb", "depth")
     c.dataset.view_channels = (3, 1)
+    # cifar100: "fine" (100 classes) or "coarse" (20 superclasses) labels.
+    c.dataset.cifar100_labels = "fine"
+    # stl10: the training stream's split, "train+unlabeled" (105,000 images, the CMC and
+    # InvaSpread setting; unlabelled rows have label -1) or "train" (5,000 labelled).
+    c.dataset.stl10_train = "train+unlabeled"
     # Labels (data/labels.py). False: the records carry no labels; kNN, probes and the
     # projector are off. True: every record read needs a label in range, or the read
     # stops naming the record.

@@ -4,7 +4,9 @@ and their dataset family.
 Each loader returns uint8 images shaped (N, H, W, C) and int32 labels; the
 training split's row number is the instance id, which is stable by construction.
 A new in-memory dataset is its loader (a branch of :func:`load_arrays`) and one
-line ``"name": arrays.ArrayFamily("name")`` in ``data/families.py``.
+line ``"name": arrays.ArrayFamily("name")`` in ``data/families.py``; one whose
+loader takes config options, trains on another split or is file-backed subclasses
+:class:`ArrayFamily` (``data/cifar.py``, ``data/stl10.py``).
 """
 
 from __future__ import annotations
@@ -89,10 +91,33 @@ def load_arrays(name: str, split: str, data_dir: str = "") -> tuple[np.ndarray, 
     raise ValueError(f"config.dataset.name: {name!r} is not an in-memory dataset")
 
 
+def gatherer(images):
+    """ids [B] -> uint8 images [B, H, W, C] of ``images``, for a tf.data map: arrays in
+    memory become one graph constant; file-backed rows (with ``tf_gather``, e.g. STL-10's
+    memory-mapped files, beyond the 2 GB graph limit) are read batch by batch."""
+    if hasattr(images, "tf_gather"):
+        return images.tf_gather
+    images_t = tf.constant(images)
+    return lambda ids: tf.gather(images_t, ids)
+
+
+def pixel_stats(images) -> tuple[float, float]:
+    """(mean, std) of the pixel values scaled to [0, 1]: float32 over a whole array in
+    memory; file-backed rows compute their own (``pixel_stats``)."""
+    if hasattr(images, "pixel_stats"):
+        return images.pixel_stats()
+    x = images.astype(np.float32) / 255.0
+    return float(x.mean()), float(x.std())
+
+
 class ArrayFamily(family.Family):
     """A dataset loaded into memory by :func:`load_arrays` (``name``): training crops
     whole batches gathered by id, evaluation resizes the whole image. The loaded
-    arrays and their statistics are kept by the object (a few per process)."""
+    arrays and their statistics are kept by the object (a few per process).
+
+    Subclasses override :meth:`load` (and :meth:`options`, the config values it
+    takes), :meth:`train_split`, :meth:`published_classes` and :meth:`train_digest`.
+    """
 
     def __init__(self, name: str):
         self.name = name
@@ -103,8 +128,32 @@ class ArrayFamily(family.Family):
         if cfg.dataset.label_base == 1:
             raise ConfigError(f"config.dataset.label_base: {self.name} labels are 0-based")
 
-    def _load_split(self, split: str, data_dir: str, limit: int, classes: tuple):
-        images, y = load_arrays(self.name, split, data_dir)
+    def load(self, split: str, data_dir: str, *options):
+        """``split`` as (uint8 images [N, H, W, C], int32 labels; -1 for unlabelled rows)."""
+        return load_arrays(self.name, split, data_dir)
+
+    def options(self, ds_cfg) -> tuple:
+        """The config values :meth:`load` takes beyond split and data_dir."""
+        return ()
+
+    def train_split(self, ds_cfg) -> str:
+        """The split the training stream (and the memory bank) covers."""
+        return "train"
+
+    def published_classes(self, ds_cfg) -> int:
+        """The dataset's class count when not declared (0: count the labels)."""
+        return 0
+
+    def train_digest(self, ds_cfg) -> str:
+        """The run fingerprint's digest of the training split: sha256 of it as loaded."""
+        images, y = self.load("train", ds_cfg.data_dir, *self.options(ds_cfg))
+        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+        digest.update(np.ascontiguousarray(y).tobytes())
+        return "sha256:" + digest.hexdigest()
+
+    def _load_split(self, split: str, data_dir: str, limit: int, classes: tuple,
+                    options: tuple = ()):
+        images, y = self.load(split, data_dir, *options)
         if classes:
             keep = np.isin(y, classes)
             if not keep.any():
@@ -115,11 +164,10 @@ class ArrayFamily(family.Family):
             images, y = images[:limit], y[:limit]
         return images, y
 
-    @staticmethod
-    def _key(ds_cfg, split: str) -> tuple:
-        limit = ds_cfg.train_limit if split == "train" else ds_cfg.eval_limit
-        classes = tuple(int(c) for c in ds_cfg.train_classes) if split == "train" else ()
-        return split, ds_cfg.data_dir, int(limit), classes
+    def _key(self, ds_cfg, split: str) -> tuple:
+        limit = ds_cfg.train_limit if split != "test" else ds_cfg.eval_limit
+        classes = tuple(int(c) for c in ds_cfg.train_classes) if split != "test" else ()
+        return split, ds_cfg.data_dir, int(limit), classes, self.options(ds_cfg)
 
     def arrays(self, ds_cfg, split: str):
         """The split's arrays; the training split keeps only ``train_classes`` if set.
@@ -133,34 +181,32 @@ class ArrayFamily(family.Family):
                   labeled: bool) -> family.DatasetInfo:
         x_train, y_train = self._load(*train_key)
         x_eval, y_eval = self._load(*eval_key)
-        x = x_train.astype(np.float32) / 255.0
+        mean, std = pixel_stats(x_train)
         num_classes = 0
         if labeled:
             # Both splits: a training label beyond the test split's would lose its kNN votes.
             num_classes = declared or int(max(y_train.max(), y_eval.max())) + 1
             source = "config.dataset.num_classes" if declared else "the labels"
-            labels.check_array_labels(y_train, num_classes, f"{self.name} train", source)
+            labels.check_array_labels(y_train[y_train != -1], num_classes, f"{self.name} train", source)
             labels.check_array_labels(y_eval, num_classes, f"{self.name} test", source)
         return family.DatasetInfo(len(x_train), len(x_eval), num_classes,
-                                  (size, size, x_train.shape[-1]), (float(x.mean()),),
-                                  (float(x.std()),), labeled=labeled,
+                                  (size, size, x_train.shape[-1]), (mean,), (std,),
+                                  labeled=labeled,
                                   eval_off="" if labeled else "config.dataset.labeled=False")
 
     def describe(self, ds_cfg) -> family.DatasetInfo:
-        return self._info(self._key(ds_cfg, "train"), self._key(ds_cfg, "test"),
-                          int(ds_cfg.image_size), int(ds_cfg.num_classes), bool(ds_cfg.labeled))
+        return self._info(self._key(ds_cfg, self.train_split(ds_cfg)),
+                          self._key(ds_cfg, "test"), int(ds_cfg.image_size),
+                          int(ds_cfg.num_classes) or self.published_classes(ds_cfg),
+                          bool(ds_cfg.labeled))
 
     def run_facts(self, ds_cfg) -> dict:
-        """A digest of the whole training split as loaded."""
-        images, y = load_arrays(self.name, "train", ds_cfg.data_dir)
-        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
-        digest.update(np.ascontiguousarray(y).tobytes())
-        return {"run.train_digest": "sha256:" + digest.hexdigest()}
+        return {"run.train_digest": self.train_digest(ds_cfg)}
 
     def training(self, cfg, view_spec, part):
-        images, y = self.arrays(cfg.dataset, "train")
+        images, y = self.arrays(cfg.dataset, self.train_split(cfg.dataset))
         n = len(images)
-        images_t, labels_t = tf.constant(images), tf.constant(y)
+        gather, labels_t = gatherer(images), tf.constant(y)
         size = cfg.dataset.image_size
         scale = (cfg.augment.crop_scale_min, cfg.augment.crop_scale_max)
 
@@ -173,7 +219,7 @@ class ArrayFamily(family.Family):
 
         def crop(ids, seed):
             seeds = tf.unstack(tf.random.experimental.stateless_split(seed, view_spec.crops + 1))
-            x = tf.cast(tf.gather(images_t, ids), tf.float32) / 255.0
+            x = tf.cast(gather(ids), tf.float32) / 255.0
             crops = [augment.random_resized_crop(x, s, size, scale) for s in seeds[1:]]
             return crops, seeds[0], {"index": ids, "label": tf.gather(labels_t, ids)}
 

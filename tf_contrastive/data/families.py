@@ -9,7 +9,7 @@ a run has one shard catalog and one skipped-records count.
 from __future__ import annotations
 
 from tf_contrastive.core.config import ConfigError
-from tf_contrastive.data import arrays, audio, family, imagenet, multiview, shards
+from tf_contrastive.data import arrays, audio, cifar, family, imagenet, multiview, shards, stl10
 
 RECORDS = shards.RecordShards()
 
@@ -19,6 +19,9 @@ FAMILIES: dict[str, family.Family] = {
     "imagenet": imagenet.ImagenetFamily(RECORDS),
     "multiview": multiview.MultiviewFamily(RECORDS),
     "audio": audio.AudioFamily(RECORDS),
+    "cifar10": cifar.CifarFamily("cifar10"),
+    "cifar100": cifar.CifarFamily("cifar100"),
+    "stl10": stl10.Stl10Family(),
 }
 
 

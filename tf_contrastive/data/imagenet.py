@@ -11,12 +11,14 @@ bytes; evaluation takes the 87.5% center crop.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import sys
 
 import tensorflow as tf
 
 from tf_contrastive.core.config import ConfigError
-from tf_contrastive.data import augment, family, labels, shards
+from tf_contrastive.data import augment, family, labels, shards, tfds_imagenet
 
 # Shard listing and counting live in data/shards.py (every record family uses them).
 from tf_contrastive.data.shards import (  # noqa: F401
@@ -64,7 +66,8 @@ def make_example(encoded: bytes, label: int, synset: str, text: str, height: int
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
 
 
-def jpeg_check(serialized: tf.Tensor) -> tf.Tensor:
+def jpeg_check(serialized: tf.Tensor,
+               schema: tfds_imagenet.RecordSchema = tfds_imagenet.OFFICIAL) -> tf.Tensor:
     """True, after decoding the record's ``image/encoded`` JPEG in full (raises if it
     does not decode).
 
@@ -75,8 +78,8 @@ def jpeg_check(serialized: tf.Tensor) -> tf.Tensor:
     where such damage shows, at a fraction of the full decode's cost. Records
     without a JPEG pass through (:func:`parse_record` names them).
     """
-    encoded = tf.io.parse_single_example(serialized, {"image/encoded": FEATURES["image/encoded"]})
-    encoded = encoded["image/encoded"]
+    key = schema.image_key
+    encoded = tf.io.parse_single_example(serialized, {key: FEATURES["image/encoded"]})[key]
     is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
     return tf.cond(is_jpeg,
                    lambda: tf.size(tf.io.decode_jpeg(encoded, channels=3, ratio=8)) >= 0,
@@ -84,20 +87,21 @@ def jpeg_check(serialized: tf.Tensor) -> tf.Tensor:
 
 
 def parse_record(serialized: tf.Tensor, position: tf.Tensor, filename: tf.Tensor,
-                 skip_bad: bool):
+                 skip_bad: bool, schema: tfds_imagenet.RecordSchema = tfds_imagenet.OFFICIAL):
     """Parses one record -> (jpeg bytes, label as stored (-1 if absent), ok flag).
 
     A missing ``image/encoded`` or a payload that is not a JPEG raises an error
     naming the shard and the record position, unless ``skip_bad`` is set, in
     which case ``ok`` is False and a warning naming them is printed.
     """
-    ex = tf.io.parse_single_example(serialized, FEATURES)
-    encoded = ex["image/encoded"]
+    ex = tf.io.parse_single_example(
+        serialized, FEATURES if schema == tfds_imagenet.OFFICIAL else schema.features())
+    encoded = ex[schema.image_key]
     has_image = tf.strings.length(encoded) > 0
     is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
     ok = tf.logical_and(has_image, is_jpeg)
     where = tf.strings.join([filename, ": record ", tf.strings.as_string(position)])
-    reason = tf.where(has_image, "payload is not a JPEG", "record has no image/encoded")
+    reason = tf.where(has_image, "payload is not a JPEG", f"record has no {schema.image_key}")
     if skip_bad:
         def warn():
             tf.print("skipping bad record:", where, "-", reason, output_stream=sys.stderr)
@@ -107,12 +111,14 @@ def parse_record(serialized: tf.Tensor, position: tf.Tensor, filename: tf.Tensor
         check = tf.debugging.Assert(ok, ["bad ImageNet record:", where, reason], summarize=1)
         with tf.control_dependencies([check]):
             encoded = tf.identity(encoded)
-    label = tf.cast(ex["image/class/label"], tf.int32)  # checked by data/labels.py
+    label = tf.cast(ex[schema.label_key], tf.int32)  # checked by data/labels.py
     return encoded, label, ok
 
 
 class ImagenetFamily(family.RecordFamily):
-    """ImageNet-schema records: random crops of the encoded JPEGs, center-crop evaluation."""
+    """ImageNet-schema records: random crops of the encoded JPEGs, center-crop evaluation.
+    A data dir in the TensorFlow Datasets layout is read with its record schema
+    (:func:`tfds_imagenet.schema_of`: ``image``, 0-based ``label``)."""
 
     label_schema = labels.LabelSchema(
         base=1, key="image/class/label", default_count=labels.IMAGENET_CLASSES,
@@ -123,27 +129,45 @@ class ImagenetFamily(family.RecordFamily):
             raise ConfigError("config.dataset.train_classes: is supported for in-memory "
                               "datasets only")
 
+    @staticmethod
+    def schema(ds_cfg) -> tfds_imagenet.RecordSchema:
+        return tfds_imagenet.schema_of(ds_cfg.data_dir)
+
+    def label_spec(self, ds_cfg) -> labels.LabelSpec:
+        schema = self.schema(ds_cfg)
+        if schema == tfds_imagenet.OFFICIAL:
+            return labels.resolve(ds_cfg, self.label_schema)
+        return labels.resolve(ds_cfg, dataclasses.replace(
+            self.label_schema, base=schema.label_base, key=schema.label_key))
+
     def input_shape(self, ds_cfg):
         size = int(ds_cfg.image_size)
         return (size, size, 3), augment.IMAGENET_MEAN, augment.IMAGENET_STD
 
-    @staticmethod
-    def _check(cfg):
+    def _jpeg_check(self, ds_cfg):
+        schema = self.schema(ds_cfg)
+        return jpeg_check if schema == tfds_imagenet.OFFICIAL else functools.partial(
+            jpeg_check, schema=schema)
+
+    def _check(self, cfg):
         # The full JPEG decode check costs a reduced-size decode per record (figures in
         # WORKSPACE.md); skipping needs it, and dataset.check_jpegs=False turns it off
         # otherwise (a bad body is then cropped around or fails in the crop).
-        return jpeg_check if cfg.dataset.skip_bad_records or cfg.dataset.check_jpegs else None
+        if cfg.dataset.skip_bad_records or cfg.dataset.check_jpegs:
+            return self._jpeg_check(cfg.dataset)
+        return None
 
     def _parse(self, cfg, limit, count: bool = False):
         counted = self.reader.skipped.counting(cfg, count)
         spec = self.label_spec(cfg.dataset)
+        schema = self.schema(cfg.dataset)
 
         def parse(rec, ident, pos, path):
-            encoded, raw, ok = parse_record(rec, pos, path, cfg.dataset.skip_bad_records)
+            encoded, raw, ok = parse_record(rec, pos, path, cfg.dataset.skip_bad_records, schema)
             ok = counted(ok)
             if limit:
                 ok = tf.logical_and(ok, ident < limit)
-            label = labels.check_label(raw, spec, self.label_schema.key, shards.where(pos, path),
+            label = labels.check_label(raw, spec, schema.label_key, shards.where(pos, path),
                                        check=ok)
             return {"encoded": encoded, "label": label, "index": tf.cast(ident, tf.int32),
                     "ok": ok}
@@ -209,7 +233,7 @@ class ImagenetFamily(family.RecordFamily):
         text = str(error)
         if "jpeg" not in text.lower() or "bad TFRecord data:" in text:
             return None  # the last: the check has named it already
-        found = self.reader.find_rejected(cfg.dataset, jpeg_check)
+        found = self.reader.find_rejected(cfg.dataset, self._jpeg_check(cfg.dataset))
         if not found:
             return None
         return ("a JPEG did not decode: " + "; ".join(found)

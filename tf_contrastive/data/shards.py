@@ -27,17 +27,23 @@ import sys
 
 import tensorflow as tf
 
-from tf_contrastive.data import records
+from tf_contrastive.data import records, tfds_imagenet
 
 COUNTS_FILE = "record_counts.json"
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 def shard_files(data_dir: str, split: str) -> list[str]:
-    """Sorted shard paths ``<data_dir>/<split>-*-of-*``; an empty match is an error."""
+    """Sorted shard paths ``<data_dir>/<split>-*-of-*`` (or TensorFlow Datasets'
+    ``*-<split>.tfrecord-*-of-*``, data/tfds_imagenet.py); an empty match is an error."""
     prefix = "validation" if split in ("validation", "test", "eval") else split
     pattern = os.path.join(data_dir, f"{prefix}-*-of-*")
     files = sorted(tf.io.gfile.glob(pattern))
+    tfds_files = tfds_imagenet.shard_files(data_dir, prefix)  # TensorFlow Datasets' names
+    if files and tfds_files:
+        raise ValueError(f"config.dataset.data_dir: {data_dir} holds official ({prefix}-*) and "
+                         f"TensorFlow Datasets (*-{prefix}.tfrecord-*) shards; keep one layout")
+    files = files or tfds_files
     if not files:
         raise FileNotFoundError(f"config.dataset.data_dir: no TFRecord shards match {pattern}")
     return files
