@@ -163,14 +163,7 @@ def _rerun_matches(workdir, expected, extra=()):
     return rerun.stdout
 
 
-def test_sigkill_mid_epoch_then_rerun_ends_where_an_uninterrupted_run_ends(
-        tmp_path, uninterrupted):
-    killed = str(tmp_path / "killed")
-    _killed_run(killed, "mid_epoch_2")
-    assert os.path.exists(os.path.join(killed, "checkpoints", "ckpt-1.index"))
-    assert not os.path.exists(os.path.join(killed, "checkpoints", "ckpt-2.index"))
-    out = _rerun_matches(killed, uninterrupted)
-    assert "resuming from" in out and "at epoch 1" in out
+# A plain SIGKILL mid-epoch and its bit-identical rerun: tests/e2e/test_resume.py (four runs).
 
 
 def test_a_mid_epoch_backup_resumes_at_its_step_and_changes_nothing(tmp_path, uninterrupted):

@@ -172,15 +172,6 @@ def test_evaluate_and_export_fail_clearly_on_bad_paths(first_run, tmp_path):
     assert proc.returncode != 0 and "no config.json" in proc.stderr
 
 
-def test_invaspread_trains_and_exports(tmp_path):
-    # Its resume (SIGKILL mid-epoch, bit-identical) and export reload: tests/e2e.
-    cfg = _smoke_cfg("smoke_invaspread_digits")
-    cfg.train.epochs = 1
-    results = train.run(cfg, str(tmp_path), verbose=0)
-    assert np.isfinite(results["final_loss"]) and 0 <= results["knn_top1"] <= 1
-    assert "knn_top1_at_init" in results and os.path.isdir(results["export"])
-
-
 def test_cmc_on_grayscale_trains_and_exports(tmp_path):
     # CMC's resume (SIGKILL mid-epoch, bit-identical, on TFRecords): tests/e2e.
     cfg = _smoke_cfg("smoke_cmc_digits")

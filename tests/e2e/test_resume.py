@@ -15,7 +15,9 @@ import pytest
 from tests.helpers import assert_bit_identical, checkpoint_values, train_in_subprocess
 
 
-@pytest.mark.parametrize("name", ["cmc_tfrecords", "invaspread", "cpc_audio", "mirrored"])
+# InvaSpread's run is not killed: without a bank its state is the weights and the optimizer's,
+# which every case here restores (its shared run still checks export and reload).
+@pytest.mark.parametrize("name", ["cmc_tfrecords", "cpc_audio", "mirrored"])
 def test_sigkill_mid_epoch_then_rerun_is_bit_identical(name, run_specs, smoke_runs, tmp_path):
     config, overrides = run_specs[name]
     job = {
