@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from tests.helpers import ENV, ROOT
-from tf_contrastive.models import add_head
+from tf_contrastive.models import add_head, backbone_of
 
 # Run after the example, in its namespace: what it trained, as JSON on the last line.
 _CHECKS = """
@@ -64,3 +65,21 @@ def test_add_head_names_a_backbone_without_pooled_features():
     encoder = add_head(keras.Sequential([unpooled, keras.layers.GlobalAveragePooling2D()]), 8)
     assert encoder.output_shape == (None, 8)
     assert encoder.get_layer("head").input.shape == (None, 4)  # what backbone_of hands on
+
+
+def test_the_mlp_head_sits_between_the_pooled_features_and_the_embedding():
+    pooled = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                               keras.layers.GlobalAveragePooling2D()], name="convs")
+    encoder = add_head(pooled, 8, head="mlp")
+    hidden = encoder.get_layer("head_hidden")
+    assert hidden.input.shape == (None, 4) and hidden.units == 4  # 0: the backbone's width
+    assert encoder.get_layer("head").input.shape == (None, 4)
+    features = backbone_of(encoder)
+    x = np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(features(x).numpy(), pooled(x).numpy(), rtol=1e-6)
+    relu = np.maximum(features(x).numpy() @ hidden.kernel.numpy() + hidden.bias.numpy(), 0)
+    head = encoder.get_layer("head")
+    want = relu @ head.kernel.numpy() + head.bias.numpy()
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(encoder(x).numpy(), want, rtol=1e-5, atol=1e-6)
+    assert add_head(pooled, 8, head="mlp", head_hidden=16).get_layer("head_hidden").units == 16

@@ -91,8 +91,8 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
     sections = [spec.section for spec in METHODS.values()]
     assert len(set(sections)) == len(sections) and set(sections) <= set(base_config().keys())
     assert other_sections("cpc_audio") == ("cmc", "cpc_image", "instdisc", "invaspread")
-    with pytest.raises(ConfigError, match=r"config.method: 'simclr' is not one of \('instdisc'"):
-        get_method("simclr")
+    with pytest.raises(ConfigError, match=r"config.method: 'byol' is not one of \('instdisc'"):
+        get_method("byol")
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,9 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
             r"config.optimizer.name: 'adagrad' is not one of "
             r"\('sgd', 'adamw', 'adam'\)",
         ),
-        ("method", "simclr", "config.method: 'simclr'"),
+        ("model.head", "deep", r"config.model.head: 'deep' is not one of \('linear', 'mlp'\)"),
+        ("model.head_hidden", -1, "config.model.head_hidden: must be >= 0"),
+        ("method", "byol", "config.method: 'byol'"),
     ],
 )
 def test_every_section_is_checked_whichever_method_runs(key, value, match):

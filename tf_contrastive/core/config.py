@@ -113,6 +113,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.backbone = "resnet18_cifar"
     c.model.width = 64
     c.model.embedding_dim = 128
+    # "linear" (InstDisc, InvaSpread, CMC, MoCo v1) or "mlp": Dense(head_hidden) -> ReLU
+    # -> Dense(embedding_dim), the projection head of SimCLR and MoCo v2.
+    c.model.head = "linear"
+    c.model.head_hidden = 0  # 0 = the backbone's feature width (2048 for ResNet-50)
     # Batch-norm statistics over the global batch (all replicas) instead of per replica.
     c.model.sync_bn = False
 
@@ -348,6 +352,9 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("model.width", f"must be >= 1, got {cfg.model.width}")
     if cfg.model.embedding_dim < 1:
         _fail("model.embedding_dim", f"must be >= 1, got {cfg.model.embedding_dim}")
+    if cfg.model.head_hidden < 0:
+        _fail("model.head_hidden", f"must be >= 0 (0 = the backbone's width), got "
+              f"{cfg.model.head_hidden}")
     if cfg.train.batch_size < 1:
         _fail("train.batch_size", f"must be >= 1, got {cfg.train.batch_size}")
     if cfg.train.batch_size % num_replicas:

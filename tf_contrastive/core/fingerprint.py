@@ -62,6 +62,8 @@ _NEVER = {
     "model.backbone": SHAPES_REASON,
     "model.width": SHAPES_REASON,
     "model.embedding_dim": SHAPES_REASON,
+    "model.head": SHAPES_REASON,
+    "model.head_hidden": SHAPES_REASON,
     "dataset.view_channels": SHAPES_REASON,
     "optimizer.name": "the optimizer's slots in the checkpoint belong to the other optimizer",
 }

@@ -7,7 +7,7 @@ on a tf.data dataset of the batch dict each class's module documents (README,
 "Python API"). What a method file declares: ``methods/base.py``.
 
 :func:`validate` is the whole config check of a training run: the schema's own rules
-(``core.config.validate``), the names owned above ``core`` (method, backbone) and
+(``core.config.validate``), the names owned above ``core`` (method, backbone, head) and
 every method's section rules, then the configured method's rules against the data.
 It lives here, not in ``core``, because ``core`` imports nothing above it.
 """
@@ -25,6 +25,7 @@ from tf_contrastive.methods.cpc_audio import CPCAudio
 from tf_contrastive.methods.cpc_image import CPCImage
 from tf_contrastive.methods.instdisc import InstDisc
 from tf_contrastive.methods.invaspread import InvaSpread
+from tf_contrastive.models.encoder import HEADS
 from tf_contrastive.models.resnet import BACKBONES
 
 __all__ = ["CMC", "CPCAudio", "CPCImage", "ContrastiveModel", "InstDisc", "InvaSpread",
@@ -65,6 +66,8 @@ def validate(cfg: ml_collections.ConfigDict, info=None, num_replicas: int = 1,
     if cfg.model.backbone not in BACKBONES:
         raise ConfigError(f"config.model.backbone: {cfg.model.backbone!r} is not one of "
                           f"{tuple(BACKBONES)}")
+    if cfg.model.head not in HEADS:
+        raise ConfigError(f"config.model.head: {cfg.model.head!r} is not one of {HEADS}")
     config_lib.validate(cfg, num_instances=None if info is None else info.num_train,
                         num_replicas=num_replicas, rules=rules)
     for other in METHODS.values():

@@ -213,7 +213,8 @@ def image_encoder(cfg, info, shape=None, mean=None, std=None, name="encoder") ->
     """The ``cfg.model`` encoder for the dataset's images (or ``shape``/``mean``/``std``)."""
     return build_encoder(shape or info.image_shape, cfg.model.backbone, cfg.model.width,
                          cfg.model.embedding_dim, mean or info.mean, std or info.std, name=name,
-                         sync_bn=cfg.model.sync_bn)
+                         sync_bn=cfg.model.sync_bn, head=cfg.model.head,
+                         head_hidden=cfg.model.head_hidden)
 
 
 def encode_rows(x: tf.Tensor, encode: Callable, encoders: list) -> list[tf.Tensor]:

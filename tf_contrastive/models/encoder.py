@@ -1,4 +1,10 @@
-"""The encoder every method trains: normalise -> backbone -> linear head -> L2-normalise."""
+"""The encoder every method trains: normalise -> backbone -> head -> L2-normalise.
+
+The head is linear (InstDisc, InvaSpread, CMC, MoCo v1) or an MLP, Dense -> ReLU ->
+Dense (the projection head of SimCLR and MoCo v2). Its last layer is always named
+``head``; the MLP's first is ``head_hidden``, and :func:`backbone_of` finds the pooled
+features at the input of whichever comes first.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from keras import layers, ops
 
 from tf_contrastive.core import color
 from tf_contrastive.models.resnet import build_backbone
+
+HEADS = ("linear", "mlp")
 
 
 @keras.saving.register_keras_serializable(package="tf_contrastive")
@@ -21,28 +29,43 @@ class L2Normalize(layers.Layer):
 
 def build_encoder(input_shape: tuple[int, int, int], backbone: str, width: int,
                   embedding_dim: int, mean: Sequence[float], std: Sequence[float],
-                  name: str = "encoder", sync_bn: bool = False) -> keras.Model:
+                  name: str = "encoder", sync_bn: bool = False, head: str = "linear",
+                  head_hidden: int = 0) -> keras.Model:
     """Images in [0, 1] -> L2-normalised ``embedding_dim`` features.
 
     The per-channel mean/std normalisation is part of the model so an exported
-    encoder needs nothing but the images scaled to [0, 1].
+    encoder needs nothing but the images scaled to [0, 1]. ``head``: "linear" or
+    "mlp" (``head_hidden`` units, 0 = the backbone's feature width).
     """
     inputs = keras.Input(shape=input_shape, name="image")
     mean = [float(m) for m in mean]
     var = [float(s) ** 2 for s in std]
     x = layers.Normalization(mean=mean, variance=var, name="normalize")(inputs)
     x = build_backbone(backbone, input_shape, width, sync_bn=sync_bn)(x)
-    # The head and the normalisation run in float32 under a mixed-precision policy.
+    return keras.Model(inputs, _head(x, embedding_dim, head, head_hidden), name=name)
+
+
+def _head(features, embedding_dim: int, head: str = "linear", head_hidden: int = 0):
+    """Pooled features -> the head -> L2-normalised embeddings (float32 under a
+    mixed-precision policy)."""
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; known: {HEADS}")
+    x = features
+    if head == "mlp":
+        hidden = int(head_hidden) or int(features.shape[-1])
+        x = layers.Dense(hidden, name="head_hidden", dtype="float32")(x)
+        x = layers.ReLU(name="head_relu", dtype="float32")(x)
     x = layers.Dense(embedding_dim, name="head", dtype="float32")(x)
-    outputs = L2Normalize(name="l2norm", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return L2Normalize(name="l2norm", dtype="float32")(x)
 
 
 def add_head(backbone: keras.Model, embedding_dim: int = 128,
-             input_shape: tuple[int, ...] | None = None, name: str = "encoder") -> keras.Model:
+             input_shape: tuple[int, ...] | None = None, name: str = "encoder",
+             head: str = "linear", head_hidden: int = 0) -> keras.Model:
     """A method's encoder from any Keras ``backbone`` (inputs -> pooled [B, F] features):
-    the backbone, then a linear ``head`` to ``embedding_dim`` and an L2 normalisation, as
-    :func:`build_encoder` makes (so :func:`backbone_of` finds the pooled features again).
+    the backbone, then the ``head`` ("linear" or "mlp", as :func:`build_encoder`) to
+    ``embedding_dim`` and an L2 normalisation (so :func:`backbone_of` finds the pooled
+    features again).
 
     ``input_shape`` (without the batch axis) defaults to the backbone's own; a
     subclassed backbone without one needs it. The head and the normalisation run
@@ -60,9 +83,7 @@ def add_head(backbone: keras.Model, embedding_dim: int = 128,
         raise ValueError(f"add_head: backbone {backbone.name!r} outputs shape "
                          f"{tuple(features.shape)}; it must give pooled [batch, features] "
                          "(end it with e.g. keras.layers.GlobalAveragePooling2D())")
-    x = layers.Dense(embedding_dim, name="head", dtype="float32")(features)
-    outputs = L2Normalize(name="l2norm", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, _head(features, embedding_dim, head, head_hidden), name=name)
 
 
 def backbone_of(encoder: keras.Model) -> keras.Model:
@@ -78,7 +99,7 @@ def backbone_of(encoder: keras.Model) -> keras.Model:
         pooled = [m(v)[1] for m, v in zip(both, views, strict=True)]
         out = layers.Concatenate(name="view_features")(pooled)
     else:  # The head's input is the backbone's output in the encoder's own graph.
-        out = encoder.get_layer("head").input
+        out = encoder.get_layer("head_hidden" if "head_hidden" in names else "head").input
     return keras.Model(encoder.input, out, name="features")
 
 
