@@ -347,7 +347,10 @@ class ImageFolderFamily(family.Family):
             noise = tf.random.stateless_uniform(
                 [len(good)], tf.stack([tf.cast(cfg.seed, tf.int64), epoch])
             )
-            order = tf.gather(good_t, tf.argsort(noise))[part.pipeline_id :: part.pipelines]
+            # The ids an epoch uses (as the array families: each pipeline's share feeds
+            # exactly its batches), dealt to the input pipelines.
+            order = tf.gather(good_t, tf.argsort(noise))[: part.steps * part.global_batch]
+            order = order[part.pipeline_id :: part.pipelines]
 
             def crop(i):
                 encoded = tf.io.read_file(tf.gather(where, i))
