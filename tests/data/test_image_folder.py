@@ -206,6 +206,10 @@ def test_an_empty_folder_or_one_without_images_is_a_config_error(tmp_path):
         "JPEG or PNG files",
     ):
         pipeline.describe(cfg.dataset)
+    (tmp_path / "empty" / "sub" / "fake.jpg").write_text("x")  # an image name, no image
+    cfg.dataset.skip_bad_records = True
+    with pytest.raises(ConfigError, match="none of the 1 image files under"):
+        pipeline.describe(cfg.dataset)
     cfg.dataset.data_dir = str(tmp_path / "missing")
     with pytest.raises(ConfigError, match="config.dataset.data_dir: .*missing is not a folder"):
         pipeline.describe(cfg.dataset)

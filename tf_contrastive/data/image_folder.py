@@ -270,6 +270,11 @@ class ImageFolderFamily(family.Family):
                 f"{found.named(sorted(found.bad))} (set "
                 "--config.dataset.skip_bad_records=True to skip them)"
             )
+        if len(found.bad) == len(found.paths):
+            raise ConfigError(
+                f"config.{key}: none of the {len(found.paths)} image files under "
+                f"{root} is a JPEG or PNG: {found.named(sorted(found.bad))}"
+            )
         return found
 
     def train_listing(self, ds_cfg) -> Listing:
