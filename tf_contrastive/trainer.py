@@ -244,7 +244,7 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
                      sigma=cfg.eval.knn_sigma, every=cfg.eval.every_epochs,
                      last_epoch=cfg.train.epochs,
                      make_train_dataset=lambda: eval_dataset("train"),
-                     key=pipeline.input_key(cfg))
+                     key=pipeline.input_key(cfg), use_bank=info.knn_bank)
     init_knn = {}
     if evaluating and not resumed and cfg.eval.knn_at_init:
         # The random-init baseline; after a warm start the bank already holds its features.

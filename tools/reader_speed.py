@@ -1,11 +1,13 @@
-"""Reading speed (images/s) of the CIFAR, STL-10 and TFDS-ImageNet readers on full-size
-synthetic files in the distributed layouts, and the STL-10 stream's memory.
+"""Reading speed (images/s) of the CIFAR, STL-10, TFDS-ImageNet and image_folder readers on
+full-size synthetic files in the distributed layouts, and the STL-10 stream's memory.
 
-    python -m tools.reader_speed --workdir=/tmp/reader_speed
+    python -m tools.reader_speed --workdir=/tmp/reader_speed [--readers=image_folder,...]
 
 Files: CIFAR-10 as 5 x 10,000 + 10,000 rows (folder and .tar.gz), STL-10 with the
 real sizes (5,000 / 8,000 / 100,000 images; unlabeled_X.bin is 2.76 GB), 2,000
-TFDS-named and 2,000 official-schema ImageNet records of 256x256 JPEGs. Pixels
+TFDS-named and 2,000 official-schema ImageNet records of 256x256 JPEGs, an image
+folder of 500 ImageNet-sized JPEGs (500x375 / 375x500 / 500x333, 10 subfolders,
+smooth images plus noise, about ImageNet's bytes per image). Pixels
 are random (CIFAR / STL) or smooth random images (JPEGs), so only the sizes are
 realistic. Prints each figure with its batch, image size and thread settings.
 """
@@ -20,6 +22,7 @@ from absl import app, flags
 
 flags.DEFINE_string("workdir", "/tmp/reader_speed", "Where the synthetic files go.")
 flags.DEFINE_integer("batches", 100, "Batches timed per stream.")
+flags.DEFINE_list("readers", ["cifar10", "stl10", "imagenet", "image_folder"], "Which to time.")
 FLAGS = flags.FLAGS
 
 
@@ -76,6 +79,26 @@ def _write_files(root: str):
     return cifar_dir, tgz, stl, tfds, official
 
 
+def _write_image_folder(root: str, n: int = 500) -> str:
+    import tensorflow as tf
+
+    d = os.path.join(root, "image_folder")
+    if os.path.isdir(d) and sum(len(f) for _, _, f in os.walk(d)) >= n:
+        return d
+    rng = np.random.default_rng(2)
+    sizes = ((375, 500), (500, 375), (333, 500))
+    for i in range(n):
+        h, w = sizes[i % 3]
+        coarse = rng.integers(0, 256, (1, h // 16, w // 16, 3), np.uint8)
+        smooth = tf.image.resize(coarse, [h, w])[0].numpy()
+        image = np.clip(smooth + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+        sub = os.path.join(d, f"n{i % 10:08d}")
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, f"img_{i:05d}.JPEG"), "wb") as f:
+            f.write(tf.io.encode_jpeg(image, quality=90).numpy())
+    return d
+
+
 def _rate(ds, batches: int) -> tuple[float, int]:
     it = iter(ds)
     next(it)  # the first batch pays for tracing
@@ -95,37 +118,8 @@ def main(argv):
 
     root = FLAGS.workdir
     os.makedirs(root, exist_ok=True)
-    cifar_dir, tgz, stl, tfds, official = _write_files(root)
+    readers = set(FLAGS.readers)
     print(f"machine: {os.cpu_count()} cores (shared with other jobs), tf.data AUTOTUNE")
-
-    for what, src in (("folder", cifar_dir), ("tar.gz", tgz)):
-        t0 = time.perf_counter()
-        x, _ = cifar.load("cifar10", "train", src)
-        dt = time.perf_counter() - t0
-        print(
-            f"cifar10 load train from {what}: {len(x) / dt:,.0f} images/s ({dt:.2f} s for {len(x)})"
-        )
-
-    t0 = time.perf_counter()
-    rows, _ = stl10.load("train+unlabeled", stl)
-    print(
-        f"stl10 open train+unlabeled ({len(rows)} images, memory-mapped): "
-        f"{time.perf_counter() - t0:.3f} s; {_mem()}"
-    )
-    t0 = time.perf_counter()
-    rows.pixel_stats()
-    print(f"stl10 pixel stats over all rows: {time.perf_counter() - t0:.1f} s; {_mem()}")
-    gather = arrays.gatherer(rows)
-    batch = 256
-    ids = tf.data.Dataset.range(10**6).map(
-        lambda i: tf.random.stateless_uniform([batch], [i, 7], 0, len(rows), tf.int32)
-    )
-    ds = ids.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    rate, n = _rate(ds.map(lambda x: {"x": x}), FLAGS.batches)
-    print(
-        f"stl10 random-order batch gather ({batch} x 96x96x3, from the page cache): "
-        f"{rate:,.0f} images/s over {n}; {_mem()}"
-    )
 
     def stream(name, data_dir, size, batch, training=True, **keys):
         cfg = base_config()
@@ -135,12 +129,63 @@ def main(argv):
             cfg.dataset[k] = v
         return pipeline.build_dataset(cfg, training=training, split="train")
 
+    if "image_folder" in readers:
+        folder = _write_image_folder(root)
+        paths = [os.path.join(r, f) for r, _, names in os.walk(folder) for f in names]
+        mean_kb = np.mean([os.path.getsize(p) for p in paths]) / 1024
+        for check in (True, False):
+            rate, n = _rate(stream("image_folder", folder, 224, 64, check_jpegs=check),
+                            FLAGS.batches)
+            print(
+                f"image_folder training stream ({len(paths)} JPEGs of ~500x375, {mean_kb:.0f} KB "
+                f"mean, page-cached; crop -> 224 + jitter, batch 64, check_jpegs={check}): "
+                f"{rate:,.0f} images/s over {n}"
+            )
+    if not readers & {"cifar10", "stl10", "imagenet"}:
+        return
+    cifar_dir, tgz, stl, tfds, official = _write_files(root)
+
+    if "cifar10" in readers:
+        for what, src in (("folder", cifar_dir), ("tar.gz", tgz)):
+            t0 = time.perf_counter()
+            x, _ = cifar.load("cifar10", "train", src)
+            dt = time.perf_counter() - t0
+            print(
+                f"cifar10 load train from {what}: {len(x) / dt:,.0f} images/s ({dt:.2f} s for {len(x)})"
+            )
+
+    if "stl10" in readers:
+        t0 = time.perf_counter()
+        rows, _ = stl10.load("train+unlabeled", stl)
+        print(
+            f"stl10 open train+unlabeled ({len(rows)} images, memory-mapped): "
+            f"{time.perf_counter() - t0:.3f} s; {_mem()}"
+        )
+        t0 = time.perf_counter()
+        rows.pixel_stats()
+        print(f"stl10 pixel stats over all rows: {time.perf_counter() - t0:.1f} s; {_mem()}")
+        gather = arrays.gatherer(rows)
+        batch = 256
+        ids = tf.data.Dataset.range(10**6).map(
+            lambda i: tf.random.stateless_uniform([batch], [i, 7], 0, len(rows), tf.int32)
+        )
+        ds = ids.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        rate, n = _rate(ds.map(lambda x: {"x": x}), FLAGS.batches)
+        print(
+            f"stl10 random-order batch gather ({batch} x 96x96x3, from the page cache): "
+            f"{rate:,.0f} images/s over {n}; {_mem()}"
+        )
+
     for name, data_dir, size, batch in (("cifar10", cifar_dir, 32, 256), ("stl10", stl, 96, 256)):
+        if name not in readers:
+            continue
         rate, n = _rate(stream(name, data_dir, size, batch), FLAGS.batches)
         print(
             f"{name} training stream (crop + jitter, {size}px, batch {batch}): "
             f"{rate:,.0f} images/s over {n}; {_mem()}"
         )
+    if "imagenet" not in readers:
+        return
     for layout, data_dir in (("tfds", tfds), ("official", official)):
         for training in (False, True):
             rate, n = _rate(

@@ -49,8 +49,8 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.dataset = ml_collections.ConfigDict()
     c.dataset.name = "fashion_mnist"
-    # Directory of TFRecord shards (imagenet) or of the IDX files (fashion_mnist;
-    # empty means the Debian package location, then Keras's cache).
+    # Directory of TFRecord shards (imagenet), of the IDX files (fashion_mnist; empty means
+    # the Debian package location, then Keras's cache) or of images (image_folder).
     c.dataset.data_dir = ""
     c.dataset.image_size = 28
     # Multi-view records (dataset.name = "multiview"): view names in the records and
@@ -62,6 +62,9 @@ def base_config() -> ml_collections.ConfigDict:
     # stl10: the training stream's split, "train+unlabeled" (105,000 images, the CMC and
     # InvaSpread setting; unlabelled rows have label -1) or "train" (5,000 labelled).
     c.dataset.stl10_train = "train+unlabeled"
+    # image_folder (data/image_folder.py): a labeled ImageFolder tree, train/ and val/ with
+    # one folder per class, for kNN and probes; empty = they are off (data_dir is unlabeled).
+    c.dataset.eval_dir = ""
     # Labels (data/labels.py). False: the records carry no labels; kNN, probes and the
     # projector are off. True: every record read needs a label in range, or the read
     # stops naming the record.
@@ -79,7 +82,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.dataset.train_classes = ()
     c.dataset.train_limit = 0
     c.dataset.eval_limit = 0
-    # Skip undecodable records (logged with their file) instead of failing.
+    # Skip undecodable records (logged with their file) instead of failing; for image_folder
+    # the files that are not JPEG/PNG or do not decode (named, and counted as skipped records).
     c.dataset.skip_bad_records = False
     # ImageNet-schema records: decode every JPEG in full (at 1/8 scale) as it is read, so
     # one with an intact header and a corrupt body is named (or skipped) instead of being

@@ -142,30 +142,72 @@ def photometric(images: tf.Tensor, seed: tf.Tensor, aug_cfg) -> tf.Tensor:
     return _photometric(images, seed, *args)
 
 
-def decode_and_random_crop(encoded: tf.Tensor, seed: tf.Tensor, size: int,
-                           scale: tuple[float, float]) -> tf.Tensor:
-    """Random-resized crop taken on the encoded JPEG bytes (only the crop is decoded)."""
-    shape = tf.image.extract_jpeg_shape(encoded)
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _to_unit(image: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 [h, w, C] -> float [size, size, C] in [0, 1] (antialiased bilinear)."""
+    image = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
+    return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+def random_crop_window(shape: tf.Tensor, seed: tf.Tensor, scale: tuple[float, float]) -> tf.Tensor:
+    """[4] int32 (y, x, height, width): a random crop of ``scale`` of the area and aspect
+    in [3/4, 4/3] of an image of ``shape`` [h, w, c]."""
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape, bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
         seed=seed, min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
         area_range=scale, max_attempts=10, use_image_if_no_bounding_boxes=True)
-    window = tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]])
-    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
-    image = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
-    return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+    return tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]])
+
+
+def center_crop_window(shape: tf.Tensor) -> tf.Tensor:
+    """[4] int32 (y, x, height, width): the central square of 87.5% of the shorter side."""
+    h, w = shape[0], shape[1]
+    side = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * EVAL_CROP_FRACTION, tf.int32)
+    side = tf.maximum(side, 1)
+    return tf.stack([(h - side) // 2, (w - side) // 2, side, side])
+
+
+def decode_and_random_crop(encoded: tf.Tensor, seed: tf.Tensor, size: int,
+                           scale: tuple[float, float]) -> tf.Tensor:
+    """Random-resized crop taken on the encoded JPEG bytes (only the crop is decoded)."""
+    window = random_crop_window(tf.image.extract_jpeg_shape(encoded), seed, scale)
+    return _to_unit(tf.io.decode_and_crop_jpeg(encoded, window, channels=3), size)
 
 
 def decode_and_center_crop(encoded: tf.Tensor, size: int) -> tf.Tensor:
     """Evaluation view: central crop of 87.5% of the shorter side, resized to size."""
-    shape = tf.image.extract_jpeg_shape(encoded)
-    h, w = shape[0], shape[1]
-    side = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * EVAL_CROP_FRACTION, tf.int32)
-    side = tf.maximum(side, 1)
-    window = tf.stack([(h - side) // 2, (w - side) // 2, side, side])
-    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
-    image = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
-    return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+    window = center_crop_window(tf.image.extract_jpeg_shape(encoded))
+    return _to_unit(tf.io.decode_and_crop_jpeg(encoded, window, channels=3), size)
+
+
+def _jpeg_or_png(encoded: tf.Tensor, jpeg_crop, window_of, size: int) -> tf.Tensor:
+    """A JPEG through ``jpeg_crop`` (cropped on the encoded bytes); anything else decoded
+    whole as a PNG (any colour type: grayscale and palette expanded to RGB, alpha dropped)
+    and cut to ``window_of(shape)``. float [size, size, 3] in [0, 1]."""
+
+    def png():
+        image = tf.io.decode_png(encoded, channels=3)
+        window = window_of(tf.shape(image))
+        return _to_unit(tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3]),
+                        size)
+
+    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), JPEG_MAGIC)
+    return tf.ensure_shape(tf.cond(is_jpeg, jpeg_crop, png), [size, size, 3])
+
+
+def decode_image_and_random_crop(encoded: tf.Tensor, seed: tf.Tensor, size: int,
+                                 scale: tuple[float, float]) -> tf.Tensor:
+    """:func:`decode_and_random_crop` of a JPEG or a PNG (the same crop distribution)."""
+    return _jpeg_or_png(encoded, lambda: decode_and_random_crop(encoded, seed, size, scale),
+                        lambda shape: random_crop_window(shape, seed, scale), size)
+
+
+def decode_image_and_center_crop(encoded: tf.Tensor, size: int) -> tf.Tensor:
+    """:func:`decode_and_center_crop` of a JPEG or a PNG."""
+    return _jpeg_or_png(encoded, lambda: decode_and_center_crop(encoded, size),
+                        center_crop_window, size)
 
 
 def random_patches(images: tf.Tensor, seed: tf.Tensor, size: int, stride: int, jitter: int,

@@ -9,7 +9,17 @@ a run has one shard catalog and one skipped-records count.
 from __future__ import annotations
 
 from tf_contrastive.core.config import ConfigError
-from tf_contrastive.data import arrays, audio, cifar, family, imagenet, multiview, shards, stl10
+from tf_contrastive.data import (
+    arrays,
+    audio,
+    cifar,
+    family,
+    image_folder,
+    imagenet,
+    multiview,
+    shards,
+    stl10,
+)
 
 RECORDS = shards.RecordShards()
 
@@ -22,6 +32,7 @@ FAMILIES: dict[str, family.Family] = {
     "cifar10": cifar.CifarFamily("cifar10"),
     "cifar100": cifar.CifarFamily("cifar100"),
     "stl10": stl10.Stl10Family(),
+    "image_folder": image_folder.ImageFolderFamily(RECORDS.skipped),
 }
 
 

@@ -30,7 +30,10 @@ class DatasetInfo:
     for audio (0 for a dataset declared unlabeled). ``train_shards`` holds the
     training records of each shard (sorted, after ``train_limit``; empty for
     in-memory data), for :func:`steps_per_epoch`. ``eval_off`` says why there
-    is no kNN / evaluation figure ("" when there is one).
+    is no kNN / evaluation figure ("" when there is one). ``knn_bank``: the memory
+    bank's rows are the evaluation ``train`` split's, so the per-epoch kNN monitor
+    may score against the bank; False when the labeled reference split is other
+    images than the training stream's (image_folder's ``dataset.eval_dir``).
     """
 
     num_train: int
@@ -44,6 +47,7 @@ class DatasetInfo:
     eval_off: str = ""
     # What each example yields (a core.views source): images, waveforms or named views.
     source: str = views.IMAGE
+    knn_bank: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ class KNNMonitor(keras.callbacks.Callback):
 
     def __init__(self, make_eval_dataset, num_classes: int, k: int = 200,
                  sigma: float = 0.07, every: int = 1, last_epoch: int | None = None,
-                 make_train_dataset=None, key: str = "image"):
+                 make_train_dataset=None, key: str = "image", use_bank: bool = True):
         super().__init__()
         self.make_eval_dataset = make_eval_dataset
         self.make_train_dataset = make_train_dataset
@@ -35,11 +35,13 @@ class KNNMonitor(keras.callbacks.Callback):
         self.last: dict[str, float] = {}
         self.last_from_bank = False
         self.key = key  # the batch key holding the encoder's input
+        # False: the bank's rows are not the reference split's (always recompute).
+        self.use_bank = use_bank
 
     def evaluate(self, recompute: bool = False) -> dict[str, float]:
         feats, labels, _ = extract_features(self.model.encoder, self.make_eval_dataset(),
                                               key=self.key)
-        stored = None if recompute else self.model.knn_bank()
+        stored = None if recompute or not self.use_bank else self.model.knn_bank()
         if stored is None:
             train_feats, train_labels, ids = extract_features(
                 self.model.encoder, self.make_train_dataset(), key=self.key)
