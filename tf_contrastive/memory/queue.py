@@ -31,11 +31,20 @@ class KeyQueue(keras.layers.Layer):
             return tf.math.l2_normalize(normal(shape, dtype), axis=-1)
 
         self.keys = self.add_weight(
-            shape=(self.size, self.dim), initializer=unit_rows, trainable=False,
-            aggregation="only_first_replica", name="keys")
+            shape=(self.size, self.dim),
+            initializer=unit_rows,
+            trainable=False,
+            aggregation="only_first_replica",
+            name="keys",
+        )
         self.pointer = self.add_weight(
-            shape=(), initializer="zeros", dtype="int32", trainable=False,
-            aggregation="only_first_replica", name="pointer")
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="pointer",
+        )
 
     def enqueue(self, keys: tf.Tensor) -> None:
         """Writes this step's keys over the oldest rows and advances the pointer.
