@@ -63,7 +63,7 @@ def run_specs(imagenet_records, audio_records):
         "cpc_audio": ("smoke_cpc_audio", {**_COMMON, "dataset.data_dir": audio_records}),
         # InstDisc on MirroredStrategy over the two logical CPUs: 25 images per replica.
         "mirrored": ("smoke_instdisc_digits", {**_COMMON, **_DIGITS, "strategy": "mirrored"}),
-        # MoCo (queue, pointer, key encoder; the queue wraps in epoch 1). One device: a second
+        # MoCo (tests/e2e/test_moco.py; the queue wraps in epoch 1). One device: a second
         # MirroredStrategy in this process would clash with the mirrored run's collectives
         # (two replicas and shuffled BN: tests/methods/test_replicas.py).
         "moco": ("smoke_moco_digits", {**_COMMON, **_DIGITS}),

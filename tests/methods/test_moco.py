@@ -44,8 +44,8 @@ def test_logits_loss_and_query_gradient_match_numpy():
     np.testing.assert_allclose(tape.gradient(got, qt).numpy(), grad, rtol=1e-4, atol=1e-6)
 
 
-def _model():
-    keras.utils.set_random_seed(0)
+def _model(seed=0):
+    keras.utils.set_random_seed(seed)
     enc = build_encoder((8, 8, 1), "resnet18_cifar", 2, D, [0.5], [0.25], head="mlp", head_hidden=4)
     model = MoCo(enc, queue_size=K, momentum=M, temperature=TAU)  # the key encoder: a clone
     model.compile(optimizer=keras.optimizers.SGD(0.5))
@@ -93,6 +93,35 @@ def test_two_steps_update_the_key_encoder_by_momentum_and_fill_the_queue_with_a_
     assert pointer == 2
     moved = [not np.array_equal(q.numpy(), k.numpy()) for q, k in pairs]
     assert all(moved)  # the key encoder trails the trained query encoder
+
+
+def _state(model):
+    """Every variable of the model and its optimizer, in order."""
+    return [v.numpy() for v in [*model.weights, *model.optimizer.variables]]
+
+
+def test_a_restored_checkpoint_holds_queue_pointer_and_key_encoder_and_continues_identically(
+    tmp_path,
+):
+    trained = _model()
+    for seed in (1, 2):
+        trained.train_step(_batch(seed))
+    prefix = tf.train.Checkpoint(model=trained, optimizer=trained.optimizer).write(
+        str(tmp_path / "ckpt")
+    )
+    restored = _model(seed=7)  # other initial weights and queue rows
+    restored.optimizer.build(restored.trainable_variables)
+    tf.train.Checkpoint(model=restored, optimizer=restored.optimizer).read(prefix).assert_consumed()
+    assert int(restored.queue.pointer.numpy()) == 2
+    np.testing.assert_array_equal(restored.queue.keys.numpy(), trained.queue.keys.numpy())
+    for a, b in zip(trained.key_encoder.weights, restored.key_encoder.weights, strict=True):
+        np.testing.assert_array_equal(b.numpy(), a.numpy(), err_msg=a.path)
+    for model in (trained, restored):
+        model.train_step(_batch(3))
+    want, got = _state(trained), _state(restored)
+    assert len(got) == len(want)
+    differ = [i for i, (a, b) in enumerate(zip(want, got, strict=True)) if not np.array_equal(a, b)]
+    assert not differ, differ
 
 
 @pytest.mark.parametrize(

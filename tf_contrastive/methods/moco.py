@@ -102,7 +102,7 @@ class MoCo(ContrastiveModel):
         if key_encoder is None:
             key_encoder = keras.models.clone_model(encoder)
         self.key_encoder = key_encoder
-        self._pairs = momentum_pairs(encoder, key_encoder)
+        momentum_pairs(encoder, key_encoder)  # fails early on a mismatched key encoder
         key_encoder.set_weights(encoder.get_weights())
         for variable in key_encoder.weights:
             variable.trainable = False
@@ -140,7 +140,9 @@ class MoCo(ContrastiveModel):
 
     def after_step(self, data, step):
         m = self.momentum
-        for q_var, k_var in self._pairs:
+        # Paired when traced, not kept: a list of variables set on a Keras layer would be
+        # tracked as another path to them in the checkpoint.
+        for q_var, k_var in momentum_pairs(self.encoder, self.key_encoder):
             k_var.assign(m * k_var.value + (1.0 - m) * tf.cast(q_var.value, k_var.dtype))
         self.queue.enqueue(step.state["keys"])
 
