@@ -22,7 +22,9 @@ _COMMON = {
     "eval.every_epochs": 5,
 }
 _DIGITS = {"dataset.train_limit": 400, "dataset.eval_limit": 100}
-_NO_EXPORT = ("cpc_audio",)  # tests/test_cpc_e2e.py reloads a CPC audio export
+# tests/test_cpc_e2e.py reloads a CPC audio export; MoCo exports its query encoder through
+# the default ContrastiveModel.export, which the other image runs' exports test.
+_NO_EXPORT = ("cpc_audio", "moco")
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +63,10 @@ def run_specs(imagenet_records, audio_records):
         "cpc_audio": ("smoke_cpc_audio", {**_COMMON, "dataset.data_dir": audio_records}),
         # InstDisc on MirroredStrategy over the two logical CPUs: 25 images per replica.
         "mirrored": ("smoke_instdisc_digits", {**_COMMON, **_DIGITS, "strategy": "mirrored"}),
+        # MoCo (tests/e2e/test_moco.py; the queue wraps in epoch 1). One device: a second
+        # MirroredStrategy in this process would clash with the mirrored run's collectives
+        # (two replicas and shuffled BN: tests/methods/test_replicas.py).
+        "moco": ("smoke_moco_digits", {**_COMMON, **_DIGITS}),
         # Not resumed by any test: one epoch, with the untrained network's kNN figure.
         "cpc_image": (
             "smoke_cpc_image_digits",

@@ -55,6 +55,8 @@ def _cfg(method):
     cfg.cpc_image.patch_size, cfg.cpc_image.patch_stride = 8, 4
     cfg.cpc_image.feature_dim, cfg.cpc_image.context_layers = 8, 1
     cfg.cpc_image.directions = 4
+    cfg.moco.queue_size = 40  # 3 steps of 16 keys: the third wraps
+    cfg.moco.momentum = 0.9
     return cfg
 
 
@@ -94,7 +96,14 @@ def _state(model):
     return weights, model.monitored_banks()
 
 
-@pytest.mark.parametrize("method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image"])
+# State outside the optimizer and the banks: MoCo's key queue, its pointer and its key
+# encoder, whose copies must be identical on both replicas and equal to one device's.
+_EXTRA = {"moco": lambda m: [m.queue.keys, m.queue.pointer, *m.key_encoder.weights]}
+
+
+@pytest.mark.parametrize(
+    "method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image", "moco"]
+)
 def test_two_replicas_equal_one_device(method, mirrored):
     cfg = _cfg(method)
     batches = _batches(get_method(method).views(cfg, INFO))
@@ -126,6 +135,11 @@ def test_two_replicas_equal_one_device(method, mirrored):
         copies = [v.numpy() for v in bank2.features.value.values]
         np.testing.assert_array_equal(copies[0], copies[1])
         np.testing.assert_allclose(bank1.features.numpy(), copies[0], atol=ATOL)
+    extra = _EXTRA.get(method, lambda m: [])
+    for var1, var2 in zip(extra(single), extra(double), strict=True):
+        copies = [v.numpy() for v in var2.value.values]
+        np.testing.assert_array_equal(copies[0], copies[1], err_msg=var2.path)
+        np.testing.assert_allclose(var1.numpy(), copies[0], atol=ATOL, err_msg=var2.path)
 
 
 @pytest.mark.parametrize("method", ["instdisc", "cmc"])

@@ -90,7 +90,7 @@ def test_a_layer_kept_only_in_a_list_is_caught():
 def test_the_registry_is_one_spec_per_method_with_its_own_section():
     sections = [spec.section for spec in METHODS.values()]
     assert len(set(sections)) == len(sections) and set(sections) <= set(base_config().keys())
-    assert other_sections("cpc_audio") == ("cmc", "cpc_image", "instdisc", "invaspread")
+    assert other_sections("cpc_audio") == ("cmc", "cpc_image", "instdisc", "invaspread", "moco")
     with pytest.raises(ConfigError, match=r"config.method: 'byol' is not one of \('instdisc'"):
         get_method("byol")
 

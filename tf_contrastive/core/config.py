@@ -137,6 +137,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.invaspread = ml_collections.ConfigDict()
     c.invaspread.temperature = 0.1
 
+    c.moco = ml_collections.ConfigDict()
+    # MoCo (He et al. 2020): K keys in the queue, the key encoder's momentum m, tau.
+    c.moco.queue_size = 65536
+    c.moco.momentum = 0.999
+    c.moco.temperature = 0.07
+    # Shuffled BN: with N > 1 replicas the key batch is permuted across replicas before
+    # the key encoder (no-op on one replica).
+    c.moco.shuffle_bn = True
+
     c.cmc = ml_collections.ConfigDict()
     # lab / ycbcr for colour images; intensity_gradient for grayscale ones.
     c.cmc.views = "lab"

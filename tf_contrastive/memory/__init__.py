@@ -1,5 +1,6 @@
-"""Memory banks: fixed-shape non-trainable feature tables addressed by instance id."""
+"""Memory banks and key queues: fixed-shape non-trainable feature tables."""
 
 from tf_contrastive.memory.bank import MemoryBank
+from tf_contrastive.memory.queue import KeyQueue
 
-__all__ = ["MemoryBank"]
+__all__ = ["KeyQueue", "MemoryBank"]
