@@ -26,7 +26,8 @@ def test_there_are_configs():
     ("train.batch_size", 0, "train.batch_size"),
     ("eval.knn_sigma", -1.0, "eval.knn_sigma"),
     ("optimizer.name", "adagrad", "config.optimizer.name: 'adagrad' is not one of "
-                                  r"\('sgd', 'adamw', 'adam'\)"),
+                                  r"\('sgd', 'adamw', 'adam', 'lars'\)"),
+    ("optimizer.lars_eta", 0.0, "config.optimizer.lars_eta: must be > 0, got 0.0"),
     ("optimizer.momentum", 1.0, r"optimizer.momentum: must be in \[0, 1\), got 1.0"),
     ("eval.batch_size", 0, "eval.batch_size: must be >= 1"),
 ])

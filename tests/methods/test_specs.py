@@ -117,7 +117,7 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
             "optimizer.name",
             "adagrad",
             r"config.optimizer.name: 'adagrad' is not one of "
-            r"\('sgd', 'adamw', 'adam'\)",
+            r"\('sgd', 'adamw', 'adam', 'lars'\)",
         ),
         ("model.head", "deep", r"config.model.head: 'deep' is not one of \('linear', 'mlp'\)"),
         ("model.head_hidden", -1, "config.model.head_hidden: must be >= 0"),

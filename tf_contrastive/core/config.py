@@ -193,6 +193,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.reference_batch = 256
     c.optimizer.momentum = 0.9
     c.optimizer.weight_decay = 1e-4
+    # LARS's trust coefficient eta (optimizer.name = "lars"; SimCLR's 0.001).
+    c.optimizer.lars_eta = 0.001
     c.optimizer.schedule = "cosine"
     c.optimizer.warmup_epochs = 0
     c.optimizer.decay_epochs = (120, 160)
@@ -374,6 +376,8 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("optimizer.learning_rate", f"must be > 0, got {cfg.optimizer.learning_rate}")
     if cfg.optimizer.weight_decay < 0:
         _fail("optimizer.weight_decay", f"must be >= 0, got {cfg.optimizer.weight_decay}")
+    if cfg.optimizer.lars_eta <= 0:
+        _fail("optimizer.lars_eta", f"must be > 0, got {cfg.optimizer.lars_eta}")
     if cfg.eval.batch_size < 1:
         _fail("eval.batch_size", f"must be >= 1, got {cfg.eval.batch_size}")
     if cfg.eval.batch_size % num_replicas:
