@@ -24,7 +24,7 @@ from tf_contrastive.core.config import load_run_config
 from tf_contrastive.data import pipeline
 from tf_contrastive.models.encoder import backbone_of
 
-IMAGE_EXPORTS = ["cmc_tfrecords", "invaspread", "cpc_image", "mirrored", "export_binary"]
+IMAGE_EXPORTS = ["cmc_tfrecords", "invaspread", "cpc_image", "mirrored", "simclr", "export_binary"]
 SIGNATURES = ["embed_images", "embed_jpeg", "serving_default"]
 
 _FRESH = textwrap.dedent("""
