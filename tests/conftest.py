@@ -1,4 +1,5 @@
-"""Test-session setup: quiet TF logs and two logical CPUs for MirroredStrategy tests.
+"""Test-session setup: quiet TF logs, two logical CPUs for MirroredStrategy tests, and
+the grouping of tests for the two pytest-xdist workers of the README's test command.
 
 The logical devices must be configured before TensorFlow initialises its
 runtime, so this runs at import time, before any test module builds a tensor.
@@ -7,6 +8,11 @@ runtime, so this runs at import time, before any test module builds a tensor.
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Subprocesses (training runs, fresh-process reloads) import this checkout, whatever
+# is installed (an editable install may point at another clone).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 # Tests see the runtime's documented defaults, not what tools/benchmark.py --what=settings
 # --save chose for this machine (test subprocesses inherit this too).
 os.environ["TF_CONTRASTIVE_SETTINGS"] = os.path.join(os.path.dirname(__file__), "absent",
@@ -19,6 +25,19 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 import pytest  # noqa: E402
+
+# Session fixtures run once per xdist worker that uses them: the end-to-end tests share
+# the smoke runs (tests/e2e/conftest.py, about a minute), so they go to one worker;
+# every other module is a group of its own, keeping its module fixtures in one worker.
+_SHARED_GROUPS = {os.path.join("tests", "e2e"): "e2e"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = os.path.relpath(str(item.path), _ROOT)
+        group = next((g for d, g in _SHARED_GROUPS.items() if path.startswith(d + os.sep)),
+                     path)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
