@@ -26,9 +26,14 @@ def test_there_are_configs():
     ("train.batch_size", 0, "train.batch_size"),
     ("eval.knn_sigma", -1.0, "eval.knn_sigma"),
     ("optimizer.name", "adagrad", "config.optimizer.name: 'adagrad' is not one of "
-                                  r"\('sgd', 'adamw', 'adam'\)"),
+                                  r"\('sgd', 'adamw', 'adam', 'lars'\)"),
+    ("optimizer.lars_eta", 0.0, "config.optimizer.lars_eta: must be > 0, got 0.0"),
     ("optimizer.momentum", 1.0, r"optimizer.momentum: must be in \[0, 1\), got 1.0"),
     ("eval.batch_size", 0, "eval.batch_size: must be >= 1"),
+    ("augment.hue", 0.7, r"config.augment.hue: must be in \[0, 0.5\]"),
+    ("augment.jitter_prob", 1.5, r"config.augment.jitter_prob: must be in \[0, 1\], got 1.5"),
+    ("augment.blur_prob", -0.5, r"config.augment.blur_prob: must be in \[0, 1\]"),
+    ("augment.blur_sigma_max", 0.05, "config.augment.blur_sigma_min: need 0 < blur_sigma_min"),
 ])
 def test_bad_values_name_the_key(key, value, match):
     cfg = base_config()

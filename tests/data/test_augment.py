@@ -57,3 +57,52 @@ def test_compiled_photometric_is_a_function_of_the_seed():
     # Every image jittered: none is left as it came (a flip alone keeps the column means).
     changed = np.abs(np.sort(a, axis=2) - np.sort(x.numpy(), axis=2)).max(axis=(1, 2, 3))
     assert (changed > 1e-3).all()
+
+
+def _numpy_blur(img, sigma, radius):
+    """Separable Gaussian of one [H, W, C] image, zero padding (the reference's 'SAME')."""
+    x = np.arange(-radius, radius + 1)
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    k /= k.sum()
+    h, w, _ = img.shape
+    p = np.pad(img, [(0, 0), (radius, radius), (0, 0)])
+    img = sum(k[t] * p[:, t:t + w] for t in range(2 * radius + 1))
+    p = np.pad(img, [(radius, radius), (0, 0), (0, 0)])
+    return sum(k[t] * p[t:t + h] for t in range(2 * radius + 1))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_gaussian_blur_matches_numpy_per_image_sigma(compiled):
+    x = np.random.default_rng(2).random((2, 9, 7, 3)).astype(np.float32)
+    sigma = np.array([0.6, 2.0], np.float32)
+    assert augment.blur_radius(224) == 11 and augment.blur_radius(32) == 1
+    assert augment.blur_radius(16) == 0  # a kernel of one tap: no blur
+    fn = tf.function(augment.gaussian_blur, jit_compile=True) if compiled else augment.gaussian_blur
+    got = fn(tf.constant(x), tf.constant(sigma), 2).numpy()
+    for i in range(2):
+        np.testing.assert_allclose(got[i], _numpy_blur(x[i], sigma[i], 2), atol=1e-6)
+
+
+def test_simclr_colour_strength_and_the_probabilities_of_jitter_and_blur():
+    brightness, _, _, hue = augment.jitter_factors(tf.constant([3, 4], tf.int64), 2000, 0.8, 0.2)
+    assert 0.2 <= brightness.numpy().min() and brightness.numpy().max() <= 1.8
+    assert 0.18 < np.abs(hue.numpy()).max() <= 0.2
+    x = tf.constant(np.random.default_rng(3).random((64, 24, 24, 3)).astype(np.float32))
+    seed = tf.constant([5, 6], tf.int64)
+
+    def unchanged(**keys):
+        base = dict(flip=False, color_jitter=0.0, grayscale_prob=0.0, jit_compile=True)
+        cfg = ml_collections.ConfigDict({**base, **keys})
+        out = augment.photometric(x, seed, cfg).numpy()
+        return (np.abs(out - x.numpy()).max(axis=(1, 2, 3)) == 0).mean(), out
+
+    # Each image jittered (or blurred) with probability 1/2: some are, some are left as they are.
+    share, _ = unchanged(color_jitter=0.8, hue=0.2, jitter_prob=0.5)
+    assert 0.25 < share < 0.75
+    share, out = unchanged(blur_prob=0.5, blur_sigma_min=1.0, blur_sigma_max=2.0)
+    assert 0.25 < share < 0.75
+    blurred = np.abs(out - x.numpy()).max(axis=(1, 2, 3)) > 0
+    tv = np.abs(np.diff(out, axis=2)).mean(axis=(1, 2, 3))
+    tv_in = np.abs(np.diff(x.numpy(), axis=2)).mean(axis=(1, 2, 3))
+    assert (tv[blurred] < 0.8 * tv_in[blurred]).all()
+    assert unchanged(blur_prob=0.0, jitter_prob=0.0, color_jitter=0.4)[0] == 1.0

@@ -60,6 +60,8 @@ def run_specs(imagenet_records, audio_records):
             },
         ),
         "invaspread": ("smoke_invaspread_digits", {**_COMMON, **_DIGITS}),
+        # SimCLR: MLP head, LARS (momentum slots), jitter and blur probabilities.
+        "simclr": ("smoke_simclr_digits", {**_COMMON, **_DIGITS}),
         "cpc_audio": ("smoke_cpc_audio", {**_COMMON, "dataset.data_dir": audio_records}),
         # InstDisc on MirroredStrategy over the two logical CPUs: 25 images per replica.
         "mirrored": ("smoke_instdisc_digits", {**_COMMON, **_DIGITS, "strategy": "mirrored"}),

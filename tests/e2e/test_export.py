@@ -24,7 +24,7 @@ from tf_contrastive.core.config import load_run_config
 from tf_contrastive.data import pipeline
 from tf_contrastive.models.encoder import backbone_of
 
-IMAGE_EXPORTS = ["cmc_tfrecords", "invaspread", "cpc_image", "mirrored", "export_binary"]
+IMAGE_EXPORTS = ["cmc_tfrecords", "invaspread", "cpc_image", "mirrored", "simclr", "export_binary"]
 SIGNATURES = ["embed_images", "embed_jpeg", "serving_default"]
 
 _FRESH = textwrap.dedent("""
@@ -197,8 +197,9 @@ def keras_outputs(smoke_runs, binary_export, tmp_path_factory):
     # Training CMC's encoder (the restored checkpoint's as much as the loaded one) under
     # oneDNN aborts this process with glibc heap corruption ("corrupted size vs. prev_size")
     # on this Xeon; with TF_ENABLE_ONEDNN_OPTS=0 it trains. Until that is found, CMC's
-    # fine-tune runs in its own process with oneDNN off.
-    no_onednn = {"cmc_tfrecords"}
+    # fine-tune runs in its own process with oneDNN off. SimCLR's loaded smoke encoder
+    # (20 px, MLP head) dies the same way (SIGSEGV) while a fresh one of that shape trains.
+    no_onednn = {"cmc_tfrecords", "simclr"}
     for names, env in ((set(paths) - no_onednn, ENV),
                        (no_onednn, dict(ENV, TF_ENABLE_ONEDNN_OPTS="0"))):
         proc = subprocess.run(

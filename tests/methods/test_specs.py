@@ -90,7 +90,8 @@ def test_a_layer_kept_only_in_a_list_is_caught():
 def test_the_registry_is_one_spec_per_method_with_its_own_section():
     sections = [spec.section for spec in METHODS.values()]
     assert len(set(sections)) == len(sections) and set(sections) <= set(base_config().keys())
-    assert other_sections("cpc_audio") == ("cmc", "cpc_image", "instdisc", "invaspread", "moco")
+    assert other_sections("cpc_audio") == (
+        "cmc", "cpc_image", "instdisc", "invaspread", "moco", "simclr")
     with pytest.raises(ConfigError, match=r"config.method: 'byol' is not one of \('instdisc'"):
         get_method("byol")
 
@@ -110,6 +111,7 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
         ("cmc.views", "hsv", r"config.cmc.views: 'hsv' is not one of \('lab', 'ycbcr', "),
         ("cmc.objective", "star", "config.cmc.objective: 'star'"),
         ("invaspread.temperature", -1.0, "config.invaspread.temperature"),
+        ("simclr.temperature", 0.0, "config.simclr.temperature: must be > 0, got 0.0"),
         ("cpc.negatives", "random", "config.cpc.negatives: 'random'"),
         ("cpc.enc_kernels", (10, 8), "config.cpc.enc_strides"),
         ("model.backbone", "vgg", r"config.model.backbone: 'vgg' is not one of \('resnet18_cifar'"),
@@ -117,7 +119,7 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
             "optimizer.name",
             "adagrad",
             r"config.optimizer.name: 'adagrad' is not one of "
-            r"\('sgd', 'adamw', 'adam'\)",
+            r"\('sgd', 'adamw', 'adam', 'lars'\)",
         ),
         ("model.head", "deep", r"config.model.head: 'deep' is not one of \('linear', 'mlp'\)"),
         ("model.head_hidden", -1, "config.model.head_hidden: must be >= 0"),

@@ -108,8 +108,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment.crop_scale_max = 1.0
     c.augment.flip = True
     c.augment.color_jitter = 0.4
+    # The jitter's hue range; -1 = min(color_jitter, 0.5) (torchvision's ColorJitter(s, s, s,
+    # min(s, 0.5)) of InstDisc/MoCo). SimCLR's colour strength s: color_jitter 0.8 s, hue 0.2 s.
+    c.augment.hue = -1.0
+    # Probability that an image is colour-jittered at all (SimCLR 0.8; 1 = every image).
+    c.augment.jitter_prob = 1.0
     c.augment.grayscale_prob = 0.2
-    # Run flip + colour jitter + grayscale as one XLA-compiled function per batch: on the
+    # Gaussian blur after the colour ops (SimCLR ImageNet 0.5; 0 = off): sigma per image
+    # from U[blur_sigma_min, blur_sigma_max], kernel 10% of the image side (none below 20 px).
+    c.augment.blur_prob = 0.0
+    c.augment.blur_sigma_min = 0.1
+    c.augment.blur_sigma_max = 2.0
+    # Run flip + colour jitter + grayscale (+ blur) as one XLA-compiled function per batch: on the
     # ImageNet TFRecord pipeline 1.6x the images/s of the same ops run one by one (README).
     c.augment.jit_compile = True
 
@@ -145,6 +155,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Shuffled BN: with N > 1 replicas the key batch is permuted across replicas before
     # the key encoder (no-op on one replica).
     c.moco.shuffle_bn = True
+
+    c.simclr = ml_collections.ConfigDict()
+    # NT-Xent's tau: 0.1 the reference's ImageNet command, 0.5 its CIFAR-10 one.
+    c.simclr.temperature = 0.1
 
     c.cmc = ml_collections.ConfigDict()
     # lab / ycbcr for colour images; intensity_gradient for grayscale ones.
@@ -206,6 +220,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.reference_batch = 256
     c.optimizer.momentum = 0.9
     c.optimizer.weight_decay = 1e-4
+    # LARS's trust coefficient eta (optimizer.name = "lars"; SimCLR's 0.001).
+    c.optimizer.lars_eta = 0.001
     c.optimizer.schedule = "cosine"
     c.optimizer.warmup_epochs = 0
     c.optimizer.decay_epochs = (120, 160)
@@ -361,6 +377,15 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("augment.grayscale_prob", f"must be in [0, 1], got {cfg.augment.grayscale_prob}")
     if cfg.augment.color_jitter < 0:
         _fail("augment.color_jitter", f"must be >= 0, got {cfg.augment.color_jitter}")
+    if cfg.augment.hue != -1 and not 0 <= cfg.augment.hue <= 0.5:
+        _fail("augment.hue", f"must be in [0, 0.5] (or -1: min(color_jitter, 0.5)), got "
+              f"{cfg.augment.hue}")
+    for key in ("jitter_prob", "blur_prob"):
+        if not 0 <= cfg.augment[key] <= 1:
+            _fail(f"augment.{key}", f"must be in [0, 1], got {cfg.augment[key]}")
+    if not 0 < cfg.augment.blur_sigma_min <= cfg.augment.blur_sigma_max:
+        _fail("augment.blur_sigma_min", "need 0 < blur_sigma_min <= blur_sigma_max, got "
+              f"{cfg.augment.blur_sigma_min}, {cfg.augment.blur_sigma_max}")
     if cfg.model.width < 1:
         _fail("model.width", f"must be >= 1, got {cfg.model.width}")
     if cfg.model.embedding_dim < 1:
@@ -387,6 +412,8 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("optimizer.learning_rate", f"must be > 0, got {cfg.optimizer.learning_rate}")
     if cfg.optimizer.weight_decay < 0:
         _fail("optimizer.weight_decay", f"must be >= 0, got {cfg.optimizer.weight_decay}")
+    if cfg.optimizer.lars_eta <= 0:
+        _fail("optimizer.lars_eta", f"must be > 0, got {cfg.optimizer.lars_eta}")
     if cfg.eval.batch_size < 1:
         _fail("eval.batch_size", f"must be >= 1, got {cfg.eval.batch_size}")
     if cfg.eval.batch_size % num_replicas:

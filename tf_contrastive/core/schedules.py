@@ -7,8 +7,10 @@ import math
 import keras
 import tensorflow as tf
 
+from tf_contrastive.core.lars import LARS
+
 SCHEDULES = ("cosine", "step", "constant")
-OPTIMIZERS = ("sgd", "adamw", "adam")
+OPTIMIZERS = ("sgd", "adamw", "adam", "lars")
 
 
 @keras.saving.register_keras_serializable(package="tf_contrastive")
@@ -53,7 +55,11 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def build_optimizer(opt_cfg, global_batch: int, steps_per_epoch: int,
                     epochs: int) -> keras.optimizers.Optimizer:
-    """SGD with momentum, AdamW or Adam; lr scaled linearly from ``reference_batch``.
+    """SGD with momentum, AdamW, Adam or LARS; lr scaled linearly from ``reference_batch``.
+
+    LARS (``core.lars``, SimCLR's) takes ``momentum``, ``weight_decay`` (added to the
+    gradient, not decoupled) and ``lars_eta``; biases and batch-norm parameters are
+    excluded from both its decay and its adaptation.
 
     ``opt_cfg.reference_batch`` = 0 takes the learning rate as given (CPC's
     Adam 2e-4 is not a per-256 figure).
@@ -77,4 +83,7 @@ def build_optimizer(opt_cfg, global_batch: int, steps_per_epoch: int,
     if opt_cfg.name == "adam":
         return keras.optimizers.Adam(learning_rate=schedule,
                                      weight_decay=opt_cfg.weight_decay or None)
+    if opt_cfg.name == "lars":
+        return LARS(learning_rate=schedule, momentum=opt_cfg.momentum,
+                    weight_decay=opt_cfg.weight_decay, eta=opt_cfg.lars_eta)
     raise ValueError(f"config.optimizer.name: {opt_cfg.name!r} is not one of {OPTIMIZERS}")

@@ -61,13 +61,14 @@ def _per_image(seed: tf.Tensor, batch: tf.Tensor, lo: float, hi: float) -> tf.Te
     return tf.random.stateless_uniform([batch, 1, 1, 1], seed, lo, hi)
 
 
-def jitter_factors(seed: tf.Tensor, batch, strength: float) -> tuple[tf.Tensor, ...]:
-    """Per-image (brightness, contrast, saturation, hue) draws of ColorJitter(s, s, s,
-    min(s, 0.5)), each [batch, 1, 1, 1]: factors in [max(0, 1 - s), 1 + s], hue shift
-    in [-min(s, 0.5), min(s, 0.5)]."""
+def jitter_factors(seed: tf.Tensor, batch, strength: float,
+                   hue: float = -1.0) -> tuple[tf.Tensor, ...]:
+    """Per-image (brightness, contrast, saturation, hue) draws of ColorJitter(s, s, s, h),
+    each [batch, 1, 1, 1]: factors in [max(0, 1 - s), 1 + s], hue shift in [-h, h], with
+    h = ``hue``, or min(s, 0.5) when ``hue`` < 0 (``augment.hue``'s default)."""
     s_b, s_c, s_s, s_h = _split(seed, 4)
     lo, hi = max(0.0, 1.0 - strength), 1.0 + strength
-    hue = min(strength, 0.5)
+    hue = min(strength, 0.5) if hue < 0 else hue
     return (_per_image(s_b, batch, lo, hi), _per_image(s_c, batch, lo, hi),
             _per_image(s_s, batch, lo, hi), _per_image(s_h, batch, -hue, hue))
 
@@ -91,12 +92,64 @@ def apply_jitter(images: tf.Tensor, brightness, contrast, saturation, hue) -> tf
                             0.0, 1.0)
 
 
-def color_jitter(images: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
+def color_jitter(images: tf.Tensor, seed: tf.Tensor, strength: float,
+                 hue: float = -1.0) -> tf.Tensor:
     """Brightness, contrast, saturation and hue jitter of ``strength`` (torchvision's
-    ColorJitter(s, s, s, min(s, 0.5)) semantics), applied in that fixed order."""
+    ColorJitter(s, s, s, h) semantics, h as :func:`jitter_factors`), applied in that
+    fixed order."""
     if strength <= 0:
         return images
-    return apply_jitter(images, *jitter_factors(seed, tf.shape(images)[0], strength))
+    return apply_jitter(images, *jitter_factors(seed, tf.shape(images)[0], strength, hue))
+
+
+def blur_radius(side: int) -> int:
+    """SimCLR's blur kernel for images of ``side`` pixels: 2r + 1 taps, r = (side // 10) // 2
+    (the reference's kernel of 10% of the side, made odd); 0 below 20 pixels (no blur)."""
+    return (int(side) // 10) // 2
+
+
+def gaussian_blur(images: tf.Tensor, sigma: tf.Tensor, radius: int) -> tf.Tensor:
+    """Separable Gaussian blur of [B, H, W, C] images, image b with ``sigma[b]``.
+
+    Each image's 2r + 1 taps are exp(-x^2 / 2 sigma^2) normalised to sum 1, applied
+    along the width then the height with zero padding: SimCLR's reference blurs with
+    ``depthwise_conv2d(padding='SAME')``, so a border pixel loses the weight that falls
+    outside. Shifted copies rather than a convolution, so that each image has its own
+    kernel and XLA fuses the taps.
+    """
+    if radius < 1:
+        return images
+    taps = tf.range(-radius, radius + 1, dtype=images.dtype)
+    sigma = tf.reshape(tf.cast(sigma, images.dtype), [-1, 1])
+    weights = tf.exp(-tf.square(taps)[None] / (2.0 * tf.square(sigma)))
+    weights = weights / tf.reduce_sum(weights, axis=1, keepdims=True)  # [B, 2r + 1]
+
+    def along(x, axis):
+        pad = [[0, 0]] * 4
+        pad[axis] = [radius, radius]
+        padded = tf.pad(x, pad)
+        size = x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
+        out = 0.0
+        for k in range(2 * radius + 1):
+            window = (padded[:, k:k + size] if axis == 1 else padded[:, :, k:k + size])
+            out += weights[:, k, None, None, None] * window
+        return out
+
+    return along(along(images, 2), 1)
+
+
+def random_blur(images: tf.Tensor, seed: tf.Tensor, prob: float, sigma_min: float,
+                sigma_max: float) -> tf.Tensor:
+    """SimCLR's Gaussian blur: each image blurred with probability ``prob``, sigma drawn
+    per image from U[sigma_min, sigma_max], kernel :func:`blur_radius` of its height."""
+    radius = blur_radius(images.shape[1])
+    if prob <= 0 or radius < 1:
+        return images
+    s_pick, s_sigma = _split(seed, 2)
+    batch = tf.shape(images)[0]
+    sigma = tf.random.stateless_uniform([batch], s_sigma, sigma_min, sigma_max)
+    pick = tf.random.stateless_uniform([batch, 1, 1, 1], s_pick) < prob
+    return tf.where(pick, gaussian_blur(images, sigma, radius), images)
 
 
 def random_flip(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -112,31 +165,43 @@ def random_grayscale(images: tf.Tensor, seed: tf.Tensor, prob: float) -> tf.Tens
 
 
 def _photometric(images: tf.Tensor, seed: tf.Tensor, flip: bool, jitter: float,
-                 gray_prob: float) -> tf.Tensor:
-    s_flip, s_jit, s_gray = _split(seed, 3)
+                 gray_prob: float, hue: float = -1.0, jitter_prob: float = 1.0,
+                 blur: tuple[float, float, float] = (0.0, 0.1, 2.0)) -> tf.Tensor:
+    # The extra seeds only when their ops are on: with the defaults the draws (and the
+    # views) stay those of the 3-way split every run before them was trained with.
+    extra = jitter_prob < 1 or blur[0] > 0
+    s_flip, s_jit, s_gray, *rest = _split(seed, 5 if extra else 3)
     x = random_flip(images, s_flip) if flip else images
-    x = color_jitter(x, s_jit, jitter)
-    return random_grayscale(x, s_gray, gray_prob)
+    jittered = color_jitter(x, s_jit, jitter, hue)
+    if jitter_prob < 1 and jitter > 0:
+        pick = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], rest[0]) < jitter_prob
+        jittered = tf.where(pick, jittered, x)
+    x = random_grayscale(jittered, s_gray, gray_prob)
+    return random_blur(x, rest[1], *blur) if extra else x
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_photometric(flip: bool, jitter: float, gray_prob: float):
+def _compiled_photometric(*args):
     @tf.function(jit_compile=True)
     def run(images, seed):
-        return _photometric(images, seed, flip, jitter, gray_prob)
+        return _photometric(images, seed, *args)
 
     return run
 
 
 def photometric(images: tf.Tensor, seed: tf.Tensor, aug_cfg) -> tf.Tensor:
-    """Flip, colour jitter and random grayscale of a batch in [0, 1].
+    """Flip, colour jitter (with probability ``jitter_prob``), random grayscale and
+    Gaussian blur (with probability ``blur_prob``) of a batch in [0, 1], in SimCLR's order.
 
     With ``aug_cfg.jit_compile`` (the default) as one XLA-compiled function. XLA
     draws other random numbers than TensorFlow's own kernels for the same seed
     (even naming the algorithm), so the setting is part of a run's fingerprint:
     a run and its resumes see the same views.
     """
-    args = (bool(aug_cfg.flip), float(aug_cfg.color_jitter), float(aug_cfg.grayscale_prob))
+    args = (bool(aug_cfg.flip), float(aug_cfg.color_jitter), float(aug_cfg.grayscale_prob),
+            float(aug_cfg.get("hue", -1.0)), float(aug_cfg.get("jitter_prob", 1.0)),
+            (float(aug_cfg.get("blur_prob", 0.0)), float(aug_cfg.get("blur_sigma_min", 0.1)),
+             float(aug_cfg.get("blur_sigma_max", 2.0))))
     if aug_cfg.get("jit_compile", False):
         return _compiled_photometric(*args)(images, seed)
     return _photometric(images, seed, *args)

@@ -2,8 +2,9 @@
 
 The classes are also the Python API: ``InstDisc(encoder=..., num_instances=N)``,
 ``InvaSpread(encoder=...)``, ``CMC(view_encoders={...}, encoder=..., num_instances=N)``,
-``CPCAudio(g_enc, g_ar)``, ``CPCImage(...)``, ``MoCo(encoder=...)``; ``compile(optimizer=...)``
-and ``fit`` on a tf.data dataset of the batch dict each class's module documents (README,
+``CPCAudio(g_enc, g_ar)``, ``CPCImage(...)``, ``MoCo(encoder=...)``,
+``SimCLR(encoder=...)``; ``compile(optimizer=...)`` and ``fit`` on a tf.data dataset
+of the batch dict each class's module documents (README,
 "Python API"). What a method file declares: ``methods/base.py``.
 
 :func:`validate` is the whole config check of a training run: the schema's own rules
@@ -18,7 +19,15 @@ import ml_collections
 
 from tf_contrastive.core import config as config_lib
 from tf_contrastive.core.config import ConfigError
-from tf_contrastive.methods import cmc, cpc_audio, cpc_image, instdisc, invaspread, moco
+from tf_contrastive.methods import (
+    cmc,
+    cpc_audio,
+    cpc_image,
+    instdisc,
+    invaspread,
+    moco,
+    simclr,
+)
 from tf_contrastive.methods.base import ContrastiveModel, MethodSpec
 from tf_contrastive.methods.cmc import CMC
 from tf_contrastive.methods.cpc_audio import CPCAudio
@@ -26,11 +35,13 @@ from tf_contrastive.methods.cpc_image import CPCImage
 from tf_contrastive.methods.instdisc import InstDisc
 from tf_contrastive.methods.invaspread import InvaSpread
 from tf_contrastive.methods.moco import MoCo
+from tf_contrastive.methods.simclr import SimCLR
 from tf_contrastive.models.encoder import HEADS
 from tf_contrastive.models.resnet import BACKBONES
 
 __all__ = ["CMC", "CPCAudio", "CPCImage", "ContrastiveModel", "InstDisc", "InvaSpread",
-           "METHODS", "MethodSpec", "MoCo", "get_method", "other_sections", "validate"]
+           "METHODS", "MethodSpec", "MoCo", "SimCLR", "get_method", "other_sections",
+           "validate"]
 
 METHODS: dict[str, MethodSpec] = {
     "instdisc": instdisc.SPEC,
@@ -39,6 +50,7 @@ METHODS: dict[str, MethodSpec] = {
     "cpc_audio": cpc_audio.SPEC,
     "cpc_image": cpc_image.SPEC,
     "moco": moco.SPEC,
+    "simclr": simclr.SPEC,
 }
 
 
