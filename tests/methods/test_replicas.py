@@ -94,9 +94,13 @@ def _state(model):
     return weights, model.monitored_banks()
 
 
-@pytest.mark.parametrize("method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image"])
+@pytest.mark.parametrize("method", ["instdisc", "instdisc_full_bank", "cmc", "invaspread",
+                                    "cpc_audio", "cpc_image"])
 def test_two_replicas_equal_one_device(method, mirrored):
+    method, full_bank = method.removesuffix("_full_bank"), method.endswith("_full_bank")
     cfg = _cfg(method)
+    if full_bank:  # the softmax over all 40 bank rows
+        cfg.instdisc.loss, cfg.instdisc.num_negatives = "softmax", 0
     batches = _batches(get_method(method).views(cfg, INFO))
     single = _build(cfg, tf.distribute.get_strategy())
     double = _build(cfg, mirrored)

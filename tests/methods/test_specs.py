@@ -105,6 +105,13 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
             r"config.instdisc.loss: 'hinge' is not one of \('nce', 'softmax'\)",
         ),
         ("cmc.loss", "hinge", "config.cmc.loss: 'hinge'"),
+        (
+            "instdisc.num_negatives",
+            0,
+            r"config.instdisc.num_negatives: must be >= 1 \(or 0 = all N bank rows, with "
+            r"instdisc.loss='softmax'\), got 0 with loss 'nce'",
+        ),
+        ("cmc.num_negatives", -1, r"config.cmc.num_negatives: must be >= 1 \(or 0"),
         ("cmc.z_momentum", 1.5, r"cmc.z_momentum: must be in \[0, 1\), got 1.5"),
         ("cmc.z_momentum", -0.1, "cmc.z_momentum"),
         ("cmc.views", "hsv", r"config.cmc.views: 'hsv' is not one of \('lab', 'ycbcr', "),
@@ -141,6 +148,8 @@ def test_bank_methods_need_fewer_negatives_than_instances():
     cfg.cmc.views = "intensity_gradient"
     with pytest.raises(ConfigError, match="config.cmc.num_negatives: K=16384 must be < N=1000"):
         validate(cfg, _info(cfg, num_train=1000))
+    cfg.cmc.loss, cfg.cmc.num_negatives = "softmax", 0  # every row of the bank
+    validate(cfg, _info(cfg, num_train=1000))
 
 
 @pytest.mark.parametrize("split,channels", [("lab", 1), ("ycbcr", 1), ("intensity_gradient", 3)])
