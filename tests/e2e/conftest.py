@@ -59,8 +59,12 @@ def run_specs(imagenet_records, audio_records):
         ),
         "invaspread": ("smoke_invaspread_digits", {**_COMMON, **_DIGITS}),
         "cpc_audio": ("smoke_cpc_audio", {**_COMMON, "dataset.data_dir": audio_records}),
-        # InstDisc on MirroredStrategy over the two logical CPUs: 25 images per replica.
-        "mirrored": ("smoke_instdisc_digits", {**_COMMON, **_DIGITS, "strategy": "mirrored"}),
+        # InstDisc on MirroredStrategy over the two logical CPUs: 25 images per replica,
+        # with the online linear probe (its SIGKILL resume, export and restore_run too).
+        "mirrored": (
+            "smoke_instdisc_digits",
+            {**_COMMON, **_DIGITS, "strategy": "mirrored", "probe.online": True},
+        ),
         # Not resumed by any test: one epoch, with the untrained network's kNN figure.
         "cpc_image": (
             "smoke_cpc_image_digits",

@@ -135,6 +135,15 @@ class CMC(ContrastiveModel):
     def monitored_banks(self) -> list:
         return list(self.banks)
 
+    def probe_features(self, data):
+        """The views' pooled features concatenated, as ``backbone_of(encoder)`` gives them
+        for an image (only the core view's when ``encoder`` is the core view's)."""
+        count = 1 if self.encoder.output_shape[-1] == self.banks[0].dim else len(self.view_keys)
+        return tf.concat([self.online_probe.features(enc, data[key])
+                          for key, enc in zip(self.view_keys[:count],
+                                              self.view_encoders[:count], strict=True)],
+                         axis=-1)
+
     def knn_bank(self) -> tuple[tf.Tensor, tf.Tensor]:
         """(rows, labels) comparable with ``encoder``'s output: the banks concatenated
         and divided by sqrt(views) as the combined embedding is, or the core view's
