@@ -60,10 +60,19 @@ def run_specs(imagenet_records, audio_records):
         "invaspread": ("smoke_invaspread_digits", {**_COMMON, **_DIGITS}),
         "cpc_audio": ("smoke_cpc_audio", {**_COMMON, "dataset.data_dir": audio_records}),
         # InstDisc on MirroredStrategy over the two logical CPUs: 25 images per replica,
-        # with the online linear probe (its SIGKILL resume, export and restore_run too).
+        # the full softmax over all 400 bank rows, with the online linear probe (so their
+        # SIGKILL resume, export and restore_run too). NCE under MirroredStrategy: the
+        # instdisc row of tests/methods/test_replicas.py, tools/checkpoint_digest.
         "mirrored": (
             "smoke_instdisc_digits",
-            {**_COMMON, **_DIGITS, "strategy": "mirrored", "probe.online": True},
+            {
+                **_COMMON,
+                **_DIGITS,
+                "strategy": "mirrored",
+                "instdisc.loss": "softmax",
+                "instdisc.num_negatives": 0,
+                "probe.online": True,
+            },
         ),
         # Not resumed by any test: one epoch, with the untrained network's kNN figure.
         "cpc_image": (

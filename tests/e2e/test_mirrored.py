@@ -1,7 +1,7 @@
 """The trainer under ``config.strategy=mirrored``: two replicas (two logical CPUs) end to end.
 
-The run is the shared ``mirrored`` smoke run (InstDisc on digits, global batch 50, with
-the online linear probe);
+The run is the shared ``mirrored`` smoke run (InstDisc on digits, global batch 50, the
+full softmax over the bank, with the online linear probe);
 its export's fresh-process reload is in test_export.py, its SIGKILL resume in
 test_resume.py.
 """

@@ -4,9 +4,9 @@ With synchronized batch norm and the same global batch, every method's steps
 give the same losses, and InstDisc/CMC identical banks on both replicas, equal
 to the one-device bank: negatives and bank writes are gathered across
 replicas, the noise ids are drawn for the global batch, and each replica's
-loss is its share of the global mean. Every model carries an online linear probe
-(``methods/online_probe.py``, each method's ``probe_features``), whose classifier
-must agree too.
+loss is its share of the global mean. CMC's and CPC's models carry an online linear
+probe (``methods/online_probe.py``, their ``probe_features``), whose classifier must
+agree too (with unlabelled rows spread unevenly over the replicas).
 
 The tolerance is float32 rounding (losses 1e-5 relative): the split of the
 batch changes only summation orders. Two choices keep it that tight:
@@ -83,29 +83,31 @@ def _batches(view_spec, seed=0):
     return out
 
 
+# Methods whose probe_features is their own or finds an input of variable length (the
+# default on images runs in the shared e2e ``mirrored`` run).
+_PROBED = ("cmc", "cpc_audio", "cpc_image")
+
+
 def _build(cfg, strategy):
     with strategy.scope():
         keras.utils.set_random_seed(0)
         model = get_method(cfg.method).build(cfg, INFO)
-        model.attach_online_probe(INFO.num_classes)  # each method's probe_features too
+        if cfg.method in _PROBED:
+            model.attach_online_probe(INFO.num_classes)
         model.compile(optimizer=keras.optimizers.SGD(LR, momentum=0.9))
         model.optimizer.build(model.trainable_variables)
     return model
 
 
 def _state(model):
-    probe = model.online_probe.classifier.weights
+    probe = model.online_probe.classifier.weights if model.online_probe else []
     weights = [np.array(v.numpy()) for v in [*model.trainable_variables, *probe]]
     return weights, model.monitored_banks()
 
 
-@pytest.mark.parametrize("method", ["instdisc", "instdisc_full_bank", "cmc", "invaspread",
-                                    "cpc_audio", "cpc_image"])
+@pytest.mark.parametrize("method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image"])
 def test_two_replicas_equal_one_device(method, mirrored):
-    method, full_bank = method.removesuffix("_full_bank"), method.endswith("_full_bank")
     cfg = _cfg(method)
-    if full_bank:  # the softmax over all 40 bank rows
-        cfg.instdisc.loss, cfg.instdisc.num_negatives = "softmax", 0
     batches = _batches(get_method(method).views(cfg, INFO))
     single = _build(cfg, tf.distribute.get_strategy())
     double = _build(cfg, mirrored)

@@ -1,9 +1,10 @@
 """The online linear probe: a classifier trained beside any method on frozen features.
 
 As solo-learn and SimCLR report it: a linear softmax classifier on the pooled backbone
-features (``models.encoder.backbone_of``), their gradient stopped, trained in the same
-``train_step`` as the method on the training batch's ``label`` with its own SGD
-optimizer. The method's loss, gradients and optimizer state never see it; its
+features (``models.encoder.backbone_of``; in training mode, run stateless), their gradient
+stopped, trained in the same ``train_step`` as the method on the training batch's ``label``
+with its own SGD optimizer. The method's loss, gradients, optimizer state and batch-norm
+statistics never see it; its
 training loss and top-1 are trackers (``probe_loss``, ``probe_top1``), and the
 per-epoch monitor scores it on the evaluation split (``probe_eval_top1``).
 
