@@ -142,9 +142,10 @@ class BankObjective:
         return bank.logits(feats, ids, noise, self.temperature)
 
     def score(self, bank: MemoryBank, feats: tf.Tensor, ids: tf.Tensor,
-              noise: tf.Tensor | None, z_current: tf.Tensor | None):
+              noise: tf.Tensor | None, z_current: tf.Tensor | None, sims: bool = True):
         """(batch-mean loss, the Z to store or None, mean positive similarity, mean
-        negative similarity) of ``feats`` against ``bank``, ``noise`` the sampled rows.
+        negative similarity) of ``feats`` against ``bank``, ``noise`` the sampled rows;
+        ``sims=False`` leaves the similarities out (None), and their ops out of the graph.
 
         With the full bank the negatives are the N - 1 rows other than each sample's
         own; their mean similarity is f . (sum of the rows - own row) / (N - 1), no
@@ -154,9 +155,13 @@ class BankObjective:
         if not self.full_bank:
             pos, neg = self.logits(bank, feats, ids, noise)
             loss, z = self.loss(pos, neg, z_current)
+            if not sims:
+                return loss, z, None, None
             return loss, z, tf.reduce_mean(pos) * tau, tf.reduce_mean(neg) * tau
         rows = tf.convert_to_tensor(bank.features.value)
         loss = full_softmax_bank_loss(feats, rows, ids, tau, self.chunk)
+        if not sims:
+            return loss, None, None, None
         f = tf.stop_gradient(tf.cast(feats, tf.float32))
         pos = tf.reduce_sum(f * bank.gather(ids), axis=1)
         others = tf.linalg.matvec(f, tf.reduce_sum(rows, axis=0)) - pos

@@ -99,7 +99,7 @@ class CMC(ContrastiveModel):
         for a, b in self.pairs:
             for i, j in ((a, b), (b, a)):
                 losses[(i, j)], z, _, _ = self.objective.score(
-                    self.banks[j], feats[i], ids, noise, self.z.value[i * n + j])
+                    self.banks[j], feats[i], ids, noise, self.z.value[i * n + j], sims=False)
                 if z is not None:
                     zs[(i, j)] = z
         return losses, zs
