@@ -45,6 +45,11 @@ def _fill_bank(strategy, model, cfg) -> None:
         step(batch)
 
 
+def _probe_labels(cfg, info: pipeline.DatasetInfo) -> bool:
+    """Whether the training batches carry labels an online probe can learn."""
+    return bool(cfg.dataset.labeled) and info.num_classes > 0
+
+
 def build_model(cfg, strategy: tf.distribute.Strategy, info: pipeline.DatasetInfo,
                 steps_per_epoch: int):
     """The method's model and its optimizer, with every variable created, in scope."""
@@ -52,6 +57,10 @@ def build_model(cfg, strategy: tf.distribute.Strategy, info: pipeline.DatasetInf
     keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     with strategy.scope():
         model = spec.build(cfg, info)
+        if cfg.probe.online and _probe_labels(cfg, info):
+            p = cfg.probe
+            model.attach_online_probe(info.num_classes, p.online_lr, p.online_momentum,
+                                      p.online_weight_decay)
         optimizer = build_optimizer(cfg.optimizer, cfg.train.batch_size, steps_per_epoch,
                                     cfg.train.epochs)
         if cfg.mixed_precision == "mixed_float16":
@@ -212,6 +221,9 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
               "pipelines, which feed equal numbers of batches", flush=True)
     if info.eval_off:
         print(f"kNN monitor, final kNN and projector off: {info.eval_off}", flush=True)
+    if cfg.probe.online and not _probe_labels(cfg, info):
+        print("online linear probe (config.probe.online) off: the training data has no "
+              "labels (config.dataset.labeled=False)", flush=True)
     skipped = pipeline.skipped_records() if cfg.dataset.skip_bad_records else None
     model, optimizer = build_model(cfg, strategy, info, steps)
     run_ckpt = ckpt_lib.RunCheckpoint(os.path.join(out_dir, "checkpoints"), model, optimizer,

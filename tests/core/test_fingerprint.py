@@ -89,6 +89,12 @@ def test_a_changed_temperature_with_a_frozen_z_is_refused_even_if_allowed(copy):
     assert msg.startswith(f"{copy}/checkpoints: cannot resume")
 
 
+def test_turning_the_online_probe_on_is_refused_even_if_allowed(copy):
+    cfg = _cfg(allow_changes=("probe.online",))
+    cfg.probe.online = True
+    _refused(cfg, copy, "probe.online: false -> true  (REFUSED: the online probe's classifier")
+
+
 def test_a_changed_temperature_is_accepted_when_z_follows_it(copy, capsys):
     cfg = _cfg(
         epochs=2, allow_changes=("instdisc.temperature", "instdisc.z_momentum", "train.epochs")

@@ -63,8 +63,21 @@ def run_specs(imagenet_records, audio_records):
         # SimCLR: MLP head, LARS (momentum slots), jitter and blur probabilities.
         "simclr": ("smoke_simclr_digits", {**_COMMON, **_DIGITS}),
         "cpc_audio": ("smoke_cpc_audio", {**_COMMON, "dataset.data_dir": audio_records}),
-        # InstDisc on MirroredStrategy over the two logical CPUs: 25 images per replica.
-        "mirrored": ("smoke_instdisc_digits", {**_COMMON, **_DIGITS, "strategy": "mirrored"}),
+        # InstDisc on MirroredStrategy over the two logical CPUs: 25 images per replica,
+        # the full softmax over all 400 bank rows, with the online linear probe (so their
+        # SIGKILL resume, export and restore_run too). NCE under MirroredStrategy: the
+        # instdisc row of tests/methods/test_replicas.py, tools/checkpoint_digest.
+        "mirrored": (
+            "smoke_instdisc_digits",
+            {
+                **_COMMON,
+                **_DIGITS,
+                "strategy": "mirrored",
+                "instdisc.loss": "softmax",
+                "instdisc.num_negatives": 0,
+                "probe.online": True,
+            },
+        ),
         # MoCo (tests/e2e/test_moco.py; the queue wraps in epoch 1). One device: a second
         # MirroredStrategy in this process would clash with the mirrored run's collectives
         # (two replicas and shuffled BN: tests/methods/test_replicas.py).

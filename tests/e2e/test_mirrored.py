@@ -1,6 +1,7 @@
 """The trainer under ``config.strategy=mirrored``: two replicas (two logical CPUs) end to end.
 
-The run is the shared ``mirrored`` smoke run (InstDisc on digits, global batch 50);
+The run is the shared ``mirrored`` smoke run (InstDisc on digits, global batch 50, the
+full softmax over the bank, with the online linear probe);
 its export's fresh-process reload is in test_export.py, its SIGKILL resume in
 test_resume.py.
 """
@@ -29,6 +30,12 @@ def test_mirrored_run_trains_checkpoints_exports_and_reports_knn(smoke_runs):
     assert len(bank) == 1 and bank[0].shape == (400, 16) and np.isfinite(bank[0]).all()
     # Every row was written (warm start over all 400 ids, split between the replicas).
     np.testing.assert_allclose(np.linalg.norm(bank[0], axis=1), 1.0, rtol=1e-4)
+    # The online probe: trained every step (its own step count), scored on the test split.
+    assert 0.0 <= results["probe_eval_top1"] <= 1.0
+    probe_steps = [v for k, v in values.items()
+                   if "online_probe" in k and "optimizer/_iterations" in k]
+    assert [int(s) for s in probe_steps] == [2 * 4]
+    assert any(k.startswith("model/online_probe/classifier/") for k in values)
     export = results["export"]
     assert os.path.exists(os.path.join(export, "saved_model.pb"))
     assert os.path.dirname(export) == os.path.join(workdir, "export")

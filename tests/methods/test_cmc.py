@@ -93,6 +93,26 @@ def test_two_view_train_step_losses_z_and_banks(loss, shared):
                                    rtol=1e-4, atol=1e-6)
 
 
+def test_full_bank_softmax_scores_each_view_against_every_row_of_the_other_bank():
+    m = _model(loss="softmax")
+    m.objective.num_negatives = 0  # as num_negatives=0 in the constructor, built faster
+    rng = np.random.default_rng(2)
+    x = [rng.normal(size=(B, 4)).astype(np.float32) for _ in range(2)]
+    ids = np.array([0, 4, 8, 15, 29], np.int32)
+    banks = [b.features.numpy().copy() for b in m.banks]
+    f = [enc(xi).numpy() for enc, xi in zip(m.view_encoders, x, strict=True)]
+    logs = m.train_step({"v0": x[0], "v1": x[1], "index": ids})
+
+    def full(fi, bank):
+        logits = fi @ bank.T / TAU
+        top = logits.max(1, keepdims=True)
+        lse = np.log(np.exp(logits - top).sum(1)) + top[:, 0]
+        return np.mean(lse - logits[np.arange(B), ids])
+
+    np.testing.assert_allclose(float(logs["loss_v0_to_v1"]), full(f[0], banks[1]), rtol=1e-4)
+    np.testing.assert_allclose(float(logs["loss_v1_to_v0"]), full(f[1], banks[0]), rtol=1e-4)
+
+
 @pytest.mark.parametrize("n_views,objective", [(3, "core"), (3, "full"), (4, "core"),
                                                (4, "full")])
 def test_n_view_objectives_sum_the_right_pairs(n_views, objective):

@@ -11,10 +11,10 @@ from tf_contrastive.models.encoder import build_encoder
 N, K, B, TAU = 40, 16, 8, 0.07
 
 
-def _model(loss="nce", shared=False, z_momentum=0.0):
+def _model(loss="nce", shared=False, z_momentum=0.0, k=K):
     keras.utils.set_random_seed(0)
     enc = build_encoder((8, 8, 1), "resnet18_cifar", 2, 8, [0.5], [0.25])
-    model = InstDisc(enc, N, num_negatives=K, temperature=TAU, momentum=0.5, loss=loss,
+    model = InstDisc(enc, N, num_negatives=k, temperature=TAU, momentum=0.5, loss=loss,
                      shared_negatives=shared, z_momentum=z_momentum, seed=7)
     model.compile(optimizer=keras.optimizers.SGD(0.0))  # lr 0: the encoder stays fixed
     return model
@@ -100,8 +100,9 @@ def test_shared_negatives_score_one_set_for_the_whole_batch():
     np.testing.assert_allclose(float(logs["loss"]), expected, rtol=1e-4)
 
 
-def test_training_lowers_the_loss_on_a_fixed_batch():
-    model = _model(loss="softmax")
+@pytest.mark.parametrize("k", [K, 0])  # K sampled rows, or the softmax over all N
+def test_training_lowers_the_loss_on_a_fixed_batch(k):
+    model = _model(loss="softmax", k=k)
     model.compile(optimizer=keras.optimizers.SGD(0.5, momentum=0.9))
     data = _batch()
     first = float(model.train_step(data)["loss"])
@@ -109,3 +110,29 @@ def test_training_lowers_the_loss_on_a_fixed_batch():
         model.train_step(data)
     model.loss_tracker.reset_state()  # the tracker is a running mean
     assert float(model.train_step(data)["loss"]) < first
+
+
+def test_full_bank_softmax_scores_every_row_with_the_own_row_as_label():
+    model = _model(loss="softmax", k=0)
+    model.objective.chunk = 16  # three chunks of 16, 16 and 8 rows
+    data = _batch()
+    ids = data["index"].numpy()
+    assert model.noise_ids(B, 0) is None
+    bank0 = model.bank.features.numpy().copy()
+    feats = model.encoder(data["image"], training=True).numpy()
+    sims = feats @ bank0.T
+    logits = sims / TAU
+    m = logits.max(1, keepdims=True)
+    expected = np.mean(np.log(np.exp(logits - m).sum(1)) + m[:, 0] - logits[np.arange(B), ids])
+    pos = sims[np.arange(B), ids]
+    logs = model.train_step(data)
+    np.testing.assert_allclose(float(logs["loss"]), expected, rtol=1e-4)
+    np.testing.assert_allclose(float(logs["pos_sim"]), pos.mean(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(float(logs["neg_sim"]), np.mean((sims.sum(1) - pos) / (N - 1)),
+                               rtol=1e-4, atol=1e-6)
+    blend = 0.5 * bank0[ids] + 0.5 * feats
+    np.testing.assert_allclose(model.bank.features.numpy()[ids],
+                               blend / np.linalg.norm(blend, axis=1, keepdims=True),
+                               rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match=r"config.instdisc.num_negatives: must be >= 1 \(or 0"):
+        InstDisc(model.encoder, N, num_negatives=0, loss="nce")

@@ -4,7 +4,9 @@ With synchronized batch norm and the same global batch, every method's steps
 give the same losses, and InstDisc/CMC identical banks on both replicas, equal
 to the one-device bank: negatives and bank writes are gathered across
 replicas, the noise ids are drawn for the global batch, and each replica's
-loss is its share of the global mean.
+loss is its share of the global mean. CMC's and CPC's models carry an online linear
+probe (``methods/online_probe.py``, their ``probe_features``), whose classifier must
+agree too (with unlabelled rows spread unevenly over the replicas).
 
 The tolerance is float32 rounding (losses 1e-5 relative): the split of the
 batch changes only summation orders. Two choices keep it that tight:
@@ -65,12 +67,13 @@ def _batches(view_spec, seed=0):
     out = []
     for step in range(STEPS):
         x = rng.random((B, H, H, 1)).astype(np.float32)
+        labels = rng.integers(-1, 3, B).astype(np.int32)  # -1: unlabelled, probe-masked
         b = {"index": np.arange(step * B, (step + 1) * B, dtype=np.int32) % 40,
-             "label": rng.integers(0, 3, B).astype(np.int32)}
+             "label": labels}
         if view_spec.source == views.WAVEFORM:
-            b = {"waveform": rng.uniform(-1, 1, (B, WAVE)).astype(np.float32)}
+            b = {"waveform": rng.uniform(-1, 1, (B, WAVE)).astype(np.float32), "label": labels}
         elif view_spec.patches:  # a 3x3 grid of 8x8 patches per image
-            b = {"patches": rng.random((B, 3, 3, 8, 8, 1)).astype(np.float32)}
+            b = {"patches": rng.random((B, 3, 3, 8, 8, 1)).astype(np.float32), "label": labels}
         elif view_spec == views.SINGLE:
             b["image"] = x
         elif view_spec == views.PAIR:
@@ -82,17 +85,25 @@ def _batches(view_spec, seed=0):
     return out
 
 
+# Methods whose probe_features is their own or finds an input of variable length (the
+# default on images runs in the shared e2e ``mirrored`` run).
+_PROBED = ("cmc", "cpc_audio", "cpc_image")
+
+
 def _build(cfg, strategy):
     with strategy.scope():
         keras.utils.set_random_seed(0)
         model = get_method(cfg.method).build(cfg, INFO)
+        if cfg.method in _PROBED:
+            model.attach_online_probe(INFO.num_classes)
         model.compile(optimizer=keras.optimizers.SGD(LR, momentum=0.9))
         model.optimizer.build(model.trainable_variables)
     return model
 
 
 def _state(model):
-    weights = [np.array(v.numpy()) for v in model.trainable_variables]
+    probe = model.online_probe.classifier.weights if model.online_probe else []
+    weights = [np.array(v.numpy()) for v in [*model.trainable_variables, *probe]]
     return weights, model.monitored_banks()
 
 

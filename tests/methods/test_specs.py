@@ -45,13 +45,14 @@ def _info(cfg, num_train=None, channels=None):
     return DatasetInfo(n, 10, 10, shape, (0.5,) * c, (0.25,) * c, source=source)
 
 
-def checkpoint_misses(model) -> list[str]:
-    """Names of the model's weights that tf.train.Checkpoint would not save."""
+def checkpoint_misses(model, extra=()) -> list[str]:
+    """Names of the model's weights (and of ``extra`` variables) that tf.train.Checkpoint
+    would not save."""
     root = tf.train.Checkpoint(model=model)  # the view holds only a weak reference
     found = {id(obj) for obj in tf.train.TrackableView(root).descendants()}
     return [
         w.path
-        for w in model.weights
+        for w in [*model.weights, *extra]
         if id(w) not in found and id(getattr(w, "value", None)) not in found
     ]
 
@@ -67,6 +68,13 @@ def test_every_config_validates_and_builds_a_model_whose_state_is_all_checkpoint
     keras.utils.set_random_seed(0)
     model = spec.build(cfg, info)
     assert model.weights and checkpoint_misses(model) == []
+    # The online probe's classifier and optimizer slots are checkpointed, not trained by
+    # the method's optimizer.
+    probe = model.attach_online_probe(info.num_classes)
+    probe_vars = [*probe.classifier.weights, *probe.optimizer.variables]
+    assert len(probe.optimizer.variables) >= 3  # at least the step count and two slots
+    assert checkpoint_misses(model, probe_vars) == []
+    assert not {id(v) for v in probe_vars} & {id(v) for v in model.trainable_variables}
     if info.source != views.WAVEFORM:
         assert model.encoder(tf.zeros((1, *info.image_shape))).shape[-1] > 0
     keras.backend.clear_session()
@@ -106,6 +114,13 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
             r"config.instdisc.loss: 'hinge' is not one of \('nce', 'softmax'\)",
         ),
         ("cmc.loss", "hinge", "config.cmc.loss: 'hinge'"),
+        (
+            "instdisc.num_negatives",
+            0,
+            r"config.instdisc.num_negatives: must be >= 1 \(or 0 = all N bank rows, with "
+            r"instdisc.loss='softmax'\), got 0 with loss 'nce'",
+        ),
+        ("cmc.num_negatives", -1, r"config.cmc.num_negatives: must be >= 1 \(or 0"),
         ("cmc.z_momentum", 1.5, r"cmc.z_momentum: must be in \[0, 1\), got 1.5"),
         ("cmc.z_momentum", -0.1, "cmc.z_momentum"),
         ("cmc.views", "hsv", r"config.cmc.views: 'hsv' is not one of \('lab', 'ycbcr', "),
@@ -124,6 +139,8 @@ def test_the_registry_is_one_spec_per_method_with_its_own_section():
         ("model.head", "deep", r"config.model.head: 'deep' is not one of \('linear', 'mlp'\)"),
         ("model.head_hidden", -1, "config.model.head_hidden: must be >= 0"),
         ("method", "byol", "config.method: 'byol'"),
+        ("probe.online_lr", 0.0, "config.probe.online_lr: must be > 0, got 0.0"),
+        ("probe.online_momentum", 1.0, r"config.probe.online_momentum: must be in \[0, 1\)"),
     ],
 )
 def test_every_section_is_checked_whichever_method_runs(key, value, match):
@@ -145,6 +162,8 @@ def test_bank_methods_need_fewer_negatives_than_instances():
     cfg.cmc.views = "intensity_gradient"
     with pytest.raises(ConfigError, match="config.cmc.num_negatives: K=16384 must be < N=1000"):
         validate(cfg, _info(cfg, num_train=1000))
+    cfg.cmc.loss, cfg.cmc.num_negatives = "softmax", 0  # every row of the bank
+    validate(cfg, _info(cfg, num_train=1000))
 
 
 @pytest.mark.parametrize("split,channels", [("lab", 1), ("ycbcr", 1), ("intensity_gradient", 3)])

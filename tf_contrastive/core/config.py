@@ -242,6 +242,16 @@ def base_config() -> ml_collections.ConfigDict:
     # any other difference from the run's fingerprint stops the resume (core/fingerprint.py).
     c.train.allow_changes = ()
 
+    c.probe = ml_collections.ConfigDict()
+    # Online linear probe (methods/online_probe.py): a linear classifier on the pooled
+    # backbone features, their gradient stopped, trained beside the method on the training
+    # batches' labels with its own SGD (the method's state never sees it); its loss and
+    # top-1 are trackers, its top-1 on the evaluation split is scored with the kNN monitor.
+    c.probe.online = False
+    c.probe.online_lr = 0.1  # constant
+    c.probe.online_momentum = 0.9
+    c.probe.online_weight_decay = 0.0
+
     c.eval = ml_collections.ConfigDict()
     c.eval.knn_k = 200
     c.eval.knn_sigma = 0.07
@@ -414,6 +424,13 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
         _fail("optimizer.weight_decay", f"must be >= 0, got {cfg.optimizer.weight_decay}")
     if cfg.optimizer.lars_eta <= 0:
         _fail("optimizer.lars_eta", f"must be > 0, got {cfg.optimizer.lars_eta}")
+    if cfg.probe.online_lr <= 0:
+        _fail("probe.online_lr", f"must be > 0, got {cfg.probe.online_lr}")
+    if not 0 <= cfg.probe.online_momentum < 1:
+        _fail("probe.online_momentum", f"must be in [0, 1), got {cfg.probe.online_momentum}")
+    if cfg.probe.online_weight_decay < 0:
+        _fail("probe.online_weight_decay",
+              f"must be >= 0, got {cfg.probe.online_weight_decay}")
     if cfg.eval.batch_size < 1:
         _fail("eval.batch_size", f"must be >= 1, got {cfg.eval.batch_size}")
     if cfg.eval.batch_size % num_replicas:

@@ -139,6 +139,9 @@ def refusal(key: str, old: dict, new: dict, method_refusal=None) -> str | None:
             return why
     if key in _NEVER:
         return _NEVER[key]
+    if key == "probe.online":
+        return ("the online probe's classifier and optimizer are part of the checkpoint "
+                "only when it is on")
     if key == "mixed_precision" and "mixed_float16" in (old.get(key), new.get(key)):
         return "mixed_float16 adds the loss-scale optimizer's state to the checkpoint"
     if (

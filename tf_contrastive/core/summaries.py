@@ -89,7 +89,7 @@ class RunMonitor(keras.callbacks.Callback):
                 tf.summary.scalar(f"{prefix}/rows_seen", float(seen))
                 tf.summary.histogram(f"{prefix}/row_mean", tf.reduce_mean(feats, axis=1))
             for key, value in (logs or {}).items():
-                if key.startswith("knn_"):
+                if key.startswith(("knn_", "probe_eval_")):
                     tf.summary.scalar(f"eval/{key}", float(value))
         self.writer.flush()
 

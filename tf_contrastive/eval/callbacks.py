@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from tf_contrastive.eval.features import extract_features
+from tf_contrastive.eval.features import extract_features, extract_outputs
 from tf_contrastive.eval.knn import knn_accuracy
 
 
@@ -20,7 +21,9 @@ class KNNMonitor(keras.callbacks.Callback):
     (``methods.base.ContrastiveModel``): ``encoder`` and ``knn_bank()``, which is None
     for methods without a bank (InvaSpread, CPC), so they always recompute. The last
     figures are kept in ``self.last``, and ``self.last_from_bank`` says whether they
-    were scored against the bank.
+    were scored against the bank. With an online linear probe attached
+    (``model.online_probe``) the same pass over the evaluation split also scores it:
+    ``probe_eval_top1`` (labelled examples only).
     """
 
     def __init__(self, make_eval_dataset, num_classes: int, k: int = 200,
@@ -39,8 +42,19 @@ class KNNMonitor(keras.callbacks.Callback):
         self.use_bank = use_bank
 
     def evaluate(self, recompute: bool = False) -> dict[str, float]:
-        feats, labels, _ = extract_features(self.model.encoder, self.make_eval_dataset(),
-                                              key=self.key)
+        probe = self.model.online_probe
+        probe_scores = {}
+        if probe is None:
+            feats, labels, _ = extract_features(self.model.encoder, self.make_eval_dataset(),
+                                                key=self.key)
+        else:  # the same pass gives the online probe's predictions
+            outputs, labels, _ = extract_outputs(probe.eval_outputs, self.make_eval_dataset(),
+                                                 key=self.key)
+            feats = outputs["embeddings"]
+            labelled = labels >= 0
+            if labelled.any():
+                hits = outputs["predictions"][labelled] == labels[labelled]
+                probe_scores["probe_eval_top1"] = float(np.mean(hits))
         stored = None if recompute or not self.use_bank else self.model.knn_bank()
         if stored is None:
             train_feats, train_labels, ids = extract_features(
@@ -51,8 +65,8 @@ class KNNMonitor(keras.callbacks.Callback):
         else:
             bank, bank_labels = stored
         self.last_from_bank = stored is not None
-        self.last = knn_accuracy(feats, labels, bank, bank_labels, self.num_classes,
-                                 k=self.k, sigma=self.sigma)
+        self.last = {**knn_accuracy(feats, labels, bank, bank_labels, self.num_classes,
+                                    k=self.k, sigma=self.sigma), **probe_scores}
         return self.last
 
     def on_epoch_end(self, epoch, logs=None):
@@ -62,5 +76,7 @@ class KNNMonitor(keras.callbacks.Callback):
         result = self.evaluate()
         if logs is not None:
             logs.update(result)
+        probe = (f", online probe top-1 {result['probe_eval_top1']:.4f}"
+                 if "probe_eval_top1" in result else "")
         print(f"\nepoch {epoch + 1}: kNN top-1 {result['knn_top1']:.4f} "
-              f"top-5 {result['knn_top5']:.4f}", flush=True)
+              f"top-5 {result['knn_top5']:.4f}{probe}", flush=True)

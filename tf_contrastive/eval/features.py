@@ -15,16 +15,26 @@ def extract_features(model, dataset: tf.data.Dataset,
     signature, already in inference mode, takes no ``training`` argument).
     """
     kwargs = {"training": False} if isinstance(model, keras.Model) else {}
+    outputs, labels, ids = extract_outputs(lambda x: {"f": model(x, **kwargs)}, dataset, key)
+    return outputs["f"], labels, ids
+
+
+def extract_outputs(fn, dataset: tf.data.Dataset,
+                    key: str = "image") -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Runs ``fn`` (input batch -> {name: [B, ...] tensor}) over ``dataset`` ->
+    ({name: outputs of every batch}, labels, ids)."""
 
     @tf.function(reduce_retracing=True)
-    def embed(x):
-        return model(x, **kwargs)
+    def run(x):
+        return fn(x)
 
-    feats, labels, ids = [], [], []
+    outputs, labels, ids = {}, [], []
     for batch in dataset:
-        feats.append(embed(batch[key]).numpy())
+        for name, value in run(batch[key]).items():
+            outputs.setdefault(name, []).append(value.numpy())
         labels.append(batch["label"].numpy())
         ids.append(batch["index"].numpy())
-    if not feats:
+    if not labels:
         raise ValueError("evaluation dataset is empty")
-    return np.concatenate(feats), np.concatenate(labels), np.concatenate(ids)
+    return ({name: np.concatenate(v) for name, v in outputs.items()}, np.concatenate(labels),
+            np.concatenate(ids))

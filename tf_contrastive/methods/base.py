@@ -10,7 +10,8 @@ The contract a method follows (one file, one registry line in ``methods/__init__
   keeps state outside the optimizer (memory banks, Z), :meth:`ContrastiveModel.after_step`;
   every other hook has a default: ``knn_bank`` (None: the kNN monitor recomputes the
   training features), ``monitor_scalars``, ``monitored_banks``, ``fill_bank_step``,
-  ``export``, ``frame_features``.
+  ``export``, ``frame_features``, ``probe_features`` (what the online linear probe of
+  :mod:`~tf_contrastive.methods.online_probe` trains on, when one is attached).
 
 **The one loss-scaling rule**: ``step_loss`` returns this replica's *mean* loss over its
 own batch; the template divides it by ``num_replicas_in_sync`` before the gradient,
@@ -26,6 +27,7 @@ every variable is in its checkpoint, so a forgotten ``track`` fails there.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 
@@ -35,6 +37,8 @@ import tensorflow as tf
 from tf_contrastive.core import distribute
 from tf_contrastive.core import views as view_lib
 from tf_contrastive.core.export import export_encoder
+from tf_contrastive.methods.online_probe import TRACKERS as PROBE_TRACKERS
+from tf_contrastive.methods.online_probe import OnlineProbe
 from tf_contrastive.models.encoder import backbone_of, build_encoder
 
 
@@ -97,6 +101,8 @@ class ContrastiveModel(keras.Model):
 
     # For frame-level probes (evaluate --protocols=phone): inputs -> [B, T, C] features.
     frame_features = None
+    # The online linear probe (attach_online_probe; config.probe.online), else None.
+    online_probe: OnlineProbe | None = None
 
     def __init__(self, encoder: keras.Model, tracker_names: tuple[str, ...], **kwargs):
         super().__init__(**kwargs)
@@ -150,11 +156,22 @@ class ContrastiveModel(keras.Model):
         """State updates after the optimizer step (memory banks, Z); default none."""
 
     def train_step(self, data):
-        with tf.GradientTape() as tape:
-            step = self.step_loss(data, training=True)
-            share = step.loss / distribute.num_replicas()  # the one loss-scaling rule
-        self.apply_gradients_of(share, tape)
-        self.after_step(data, step)
+        probe_feats, before_method = None, contextlib.nullcontext()
+        if self.online_probe is not None:
+            # The features of the weights this step starts from; the method's ops wait for
+            # them, so no write of this step (batch-norm statistics, the update) can race
+            # with their reads and a rerun or resume stays bit-identical.
+            probe_feats = self.probe_features(data)
+            if probe_feats is not None:
+                before_method = tf.control_dependencies([probe_feats])
+        with before_method:
+            with tf.GradientTape() as tape:
+                step = self.step_loss(data, training=True)
+                share = step.loss / distribute.num_replicas()  # the one loss-scaling rule
+            self.apply_gradients_of(share, tape)
+            self.after_step(data, step)
+        if probe_feats is not None:  # its own tape and optimizer
+            self.online_probe.train_on(probe_feats, data["label"], self.trackers)
         return self.report(loss=step.loss, **step.metrics)
 
     def apply_gradients_of(self, loss: tf.Tensor, tape: tf.GradientTape) -> None:
@@ -179,7 +196,33 @@ class ContrastiveModel(keras.Model):
             results = {k: tf.reshape(v, [1]) for k, v in results.items()}
         return results
 
+    def attach_online_probe(self, num_classes: int, learning_rate: float = 0.1,
+                            momentum: float = 0.9, weight_decay: float = 0.0) -> OnlineProbe:
+        """Trains a linear classifier on ``probe_features`` beside the method from now on
+        (in the strategy scope, before ``compile``); adds its trackers."""
+        self.online_probe = OnlineProbe(self.encoder, num_classes, learning_rate, momentum,
+                                        weight_decay)
+        for name in PROBE_TRACKERS:
+            self.trackers[name] = keras.metrics.Mean(name=name)
+        return self.online_probe
+
     # ---- hooks with defaults: what the trainer, monitors and export ask a method ----
+
+    def probe_features(self, data: dict) -> tf.Tensor | None:
+        """[B, F] features of a training batch for the online probe (their gradient is
+        stopped), comparable with ``backbone_of(encoder)`` on evaluation inputs, or None
+        (no probe step). Default: ``backbone_of(encoder)`` in training mode, stateless
+        (``OnlineProbe.features``), on the batch entry shaped like the encoder's input
+        (``image``, else the first view). Computed before ``step_loss``, from the weights
+        the step starts from."""
+        x = self.online_probe.input_of(data)
+        if x is None:
+            raise ValueError(
+                f"config.probe.online: {type(self).__name__}'s training batches (keys "
+                f"{sorted(data)}) hold no input shaped like its encoder's "
+                f"{self.online_probe.encoder_input_shape}: the method must define "
+                "probe_features (or return None from it: no online probe)")
+        return self.online_probe.features(self.encoder, x)
 
     def knn_bank(self) -> tuple[tf.Tensor, tf.Tensor] | None:
         """(rows, labels) comparable with ``encoder``'s output that the per-epoch kNN

@@ -4,7 +4,8 @@ One encoder and one memory bank per view. For a pair of views (i, j) the
 features of view i are scored against view j's bank (positive: the instance's
 own row; negatives: K noise rows) and vice versa, each direction with its own
 NCE normaliser Z_{i->j} (first-batch estimate, then frozen) or with the sampled
-softmax; every direction uses the same K noise ids per sample (or, with
+softmax (or, with ``num_negatives`` 0, the softmax over all N rows of the bank);
+every direction uses the same K noise ids per sample (or, with
 ``shared_negatives``, one set of K ids for the whole batch, as InstDisc's
 option: one [B, K] matmul per direction instead of B*K gathered rows). Two
 views give L = L_{1->2} + L_{2->1}. With more views the objective sums the
@@ -97,8 +98,8 @@ class CMC(ContrastiveModel):
         losses, zs = {}, {}
         for a, b in self.pairs:
             for i, j in ((a, b), (b, a)):
-                pos, neg = self.objective.logits(self.banks[j], feats[i], ids, noise)
-                losses[(i, j)], z = self.objective.loss(pos, neg, self.z.value[i * n + j])
+                losses[(i, j)], z, _, _ = self.objective.score(
+                    self.banks[j], feats[i], ids, noise, self.z.value[i * n + j], sims=False)
                 if z is not None:
                     zs[(i, j)] = z
         return losses, zs
@@ -133,6 +134,15 @@ class CMC(ContrastiveModel):
 
     def monitored_banks(self) -> list:
         return list(self.banks)
+
+    def probe_features(self, data):
+        """The views' pooled features concatenated, as ``backbone_of(encoder)`` gives them
+        for an image (only the core view's when ``encoder`` is the core view's)."""
+        count = 1 if self.encoder.output_shape[-1] == self.banks[0].dim else len(self.view_keys)
+        return tf.concat([self.online_probe.features(enc, data[key])
+                          for key, enc in zip(self.view_keys[:count],
+                                              self.view_encoders[:count], strict=True)],
+                         axis=-1)
 
     def knn_bank(self) -> tuple[tf.Tensor, tf.Tensor]:
         """(rows, labels) comparable with ``encoder``'s output: the banks concatenated

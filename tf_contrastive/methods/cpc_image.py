@@ -97,6 +97,12 @@ class CPCImage(ContrastiveModel):
         loss, acc = self.contrastive_loss(data["patches"], training=training)
         return Step(loss, self._accuracies(acc))
 
+    def probe_features(self, data):
+        """The mean of the training patches' features, as ``backbone_of(encoder)`` pools
+        an image's patch grid (layer norm only: inference mode changes nothing)."""
+        z = encode_patches(self.patch_encoder, data["patches"], training=False)
+        return tf.reduce_mean(tf.cast(z, tf.float32), axis=[1, 2])
+
     def test_step(self, data):
         loss, acc = self.contrastive_loss(data["patches"], training=False)
         return self.report(loss=loss, **self._accuracies(acc))

@@ -4,8 +4,9 @@ Each training image is its own class. Its 128-d L2-normalised feature f is
 scored against a memory bank holding one feature per image: the positive is
 the image's own row, the negatives are K rows drawn uniformly. The loss is NCE
 (:mod:`tf_contrastive.losses.nce`, with the normaliser Z estimated on the first
-batch and frozen) or the sampled softmax variant; after each step the batch's
-rows are moved towards the new features with momentum m (the bank is read
+batch and frozen) or the sampled softmax variant, or with K = 0 the full softmax
+over all N rows (the paper's eq. 2; lemniscate.pytorch's CIFAR recipe); after each
+step the batch's rows are moved towards the new features with momentum m (the bank is read
 before it is written, as in the reference code). Scoring, Z and the bank update
 are the shared :class:`~tf_contrastive.methods.bank_objective.BankObjective`.
 
@@ -51,19 +52,18 @@ class InstDisc(ContrastiveModel):
         self.z = self.add_weight(shape=(), initializer=keras.initializers.Constant(-1.0),
                                  trainable=False, aggregation="only_first_replica", name="z")
 
-    def noise_ids(self, local_batch: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-        """[B, K] noise ids for this replica ([1, K] when negatives are shared)."""
+    def noise_ids(self, local_batch: tf.Tensor, step: tf.Tensor) -> tf.Tensor | None:
+        """[B, K] noise ids for this replica ([1, K] when negatives are shared; None when
+        ``num_negatives`` is 0: the softmax over every bank row)."""
         return self.objective.noise_ids(self.bank, local_batch, step)
 
     def step_loss(self, data, training):
         ids = data["index"]
         noise = self.noise_ids(tf.shape(ids)[0], self.optimizer.iterations)
         feats = self.encoder(data["image"], training=training)
-        pos, neg = self.objective.logits(self.bank, feats, ids, noise)
-        loss, z = self.objective.loss(pos, neg, self.z.value)
-        tau = self.objective.temperature
-        return Step(loss, {"pos_sim": tf.reduce_mean(pos) * tau,
-                           "neg_sim": tf.reduce_mean(neg) * tau}, {"feats": feats, "z": z})
+        loss, z, pos_sim, neg_sim = self.objective.score(self.bank, feats, ids, noise,
+                                                         self.z.value)
+        return Step(loss, {"pos_sim": pos_sim, "neg_sim": neg_sim}, {"feats": feats, "z": z})
 
     def after_step(self, data, step):
         if step.state["z"] is not None:
