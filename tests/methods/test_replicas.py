@@ -49,6 +49,7 @@ def _cfg(method):
     cfg.model.width = 4
     cfg.model.embedding_dim = 8
     cfg.model.sync_bn = True
+    cfg.model.head = "mlp" if method == "simclr" else "linear"
     cfg.instdisc.num_negatives = 16
     cfg.cmc.num_negatives = 16
     cfg.cmc.views = "intensity_gradient"
@@ -113,7 +114,7 @@ _EXTRA = {"moco": lambda m: [m.queue.keys, m.queue.pointer, *m.key_encoder.weigh
 
 
 @pytest.mark.parametrize(
-    "method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image", "moco"]
+    "method", ["instdisc", "cmc", "invaspread", "cpc_audio", "cpc_image", "moco", "simclr"]
 )
 def test_two_replicas_equal_one_device(method, mirrored):
     cfg = _cfg(method)
