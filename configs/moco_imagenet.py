@@ -12,36 +12,18 @@ Not reproduced here (the weighted kNN this run reports is another protocol).
 Set --config.dataset.data_dir to the folder of train-*/validation-* shards.
 """
 
-from tf_contrastive.core.config import base_config
+from tf_contrastive.core.config import sibling_config
 
 
 def get_config():
-    c = base_config()
+    # ImageNet data, augmentation, ResNet-50, SGD and its schedule, kNN: InstDisc's recipe.
+    c = sibling_config(__file__, "instdisc_imagenet.py")
     c.method = "moco"
-    c.dataset.name = "imagenet"
-    c.dataset.data_dir = "/data/imagenet-tfrecords"
-    c.dataset.image_size = 224
-    c.augment.crop_scale_min = 0.2
-    c.augment.color_jitter = 0.4
-    c.augment.grayscale_prob = 0.2
-    c.model.backbone = "resnet50"
     c.model.embedding_dim = 128
     c.model.head = "linear"
     c.moco.queue_size = 65536
     c.moco.momentum = 0.999
     c.moco.temperature = 0.07
     c.moco.shuffle_bn = True
-    c.optimizer.learning_rate = 0.03
     c.optimizer.reference_batch = 256
-    c.optimizer.momentum = 0.9
-    c.optimizer.weight_decay = 1e-4
-    c.optimizer.schedule = "step"
-    c.optimizer.decay_epochs = (120, 160)
-    c.optimizer.decay_rate = 0.1
-    c.train.batch_size = 256
-    c.train.epochs = 200
-    c.eval.knn_k = 200
-    c.eval.knn_sigma = 0.07
-    c.eval.every_epochs = 5
-    c.eval.knn_at_init = False  # a full extra pass over 1.28M images
     return c
