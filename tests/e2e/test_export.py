@@ -102,16 +102,7 @@ def fresh_outputs(smoke_runs, binary_export, tmp_path_factory):
         )
         np.save(work / f"{name}_images.npy", inputs[name][0])
         np.save(work / f"{name}_jpegs.npy", np.array(inputs[name][1], dtype=object))
-    paths = json.dumps({name: path for name, (path, _, _) in sources.items()})
-    proc = subprocess.run(
-        [sys.executable, "-c", _FRESH, paths],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=str(work),
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _run_fresh(_FRESH, {name: path for name, (path, _, _) in sources.items()}, work)
     return sources, inputs, {name: dict(np.load(work / f"{name}_out.npz")) for name in sources}
 
 
@@ -186,6 +177,19 @@ _KERAS_FRESH = textwrap.dedent("""
 """)
 
 
+def _run_fresh(script: str, paths: dict, work) -> None:
+    """Runs ``script`` in a fresh Python process in ``work`` with the JSON of ``paths``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=str(work),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def keras_outputs(smoke_runs, binary_export, tmp_path_factory):
     """One fresh process loads every export's encoder.keras and fine-tunes on it."""
@@ -197,15 +201,7 @@ def keras_outputs(smoke_runs, binary_export, tmp_path_factory):
         inputs[name] = _inputs(info.image_shape, 100 + seed)[0]
         np.save(work / f"{name}_images.npy", inputs[name])
     paths = {name: os.path.join(path, "encoder.keras") for name, (path, _, _) in sources.items()}
-    proc = subprocess.run(
-        [sys.executable, "-c", _KERAS_FRESH, json.dumps(paths)],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=str(work),
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _run_fresh(_KERAS_FRESH, paths, work)
     return sources, inputs, {name: dict(np.load(work / f"{name}_keras.npz")) for name in sources}
 
 
