@@ -5,7 +5,10 @@ NT-Xent at tau 0.5 and LARS at lr 1.0 per 256 (0.5 at batch 128) with weight dec
 1e-6, one warm-up epoch and cosine decay: the reference's CIFAR-10 settings (its README
 command: tau 0.5, lr 1.0, weight decay 1e-6, colour strength 0.5, no blur). Colour
 strength 0.5 is brightness/contrast 0.4 (saturation and hue do nothing on grayscale
-images), applied with p 0.8. Not tuned here: no figure measured for this config yet.
+images), applied with p 0.8.
+Measured here (2-core Xeon, oneDNN on, one run, nothing else running): 36 min 27 s,
+weighted-kNN top-1 80.94% (untrained 70.29%), below MoCo v2-style's 82.28% and InstDisc's
+85.68%; not tuned yet (README, "Figures measured here").
 """
 
 from tf_contrastive.core.config import base_config
