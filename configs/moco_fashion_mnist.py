@@ -7,7 +7,7 @@ epochs), batch 128, SGD lr 0.06 per 256 (0.03 at batch 128, as the other
 Fashion-MNIST recipes), weight decay 5e-4, cosine decay over 18 epochs.
 
 Measured here (2-core Xeon, oneDNN on, one run): 29 min 10 s, weighted-kNN top-1 82.28%
-(untrained 70.29%), below InstDisc's 85.68%; not tuned yet (README, "Figures measured here").
+(untrained 70.29%), below InstDisc's 86.81%; not tuned yet (README, "Figures measured here").
 """
 
 from tf_contrastive.core.config import base_config

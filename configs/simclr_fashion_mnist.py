@@ -8,7 +8,7 @@ strength 0.5 is brightness/contrast 0.4 (saturation and hue do nothing on graysc
 images), applied with p 0.8.
 Measured here (2-core Xeon, oneDNN on, one run, nothing else running): 36 min 27 s,
 weighted-kNN top-1 80.94% (untrained 70.29%), below MoCo v2-style's 82.28% and InstDisc's
-85.68%; not tuned yet (README, "Figures measured here").
+86.81%; not tuned yet (README, "Figures measured here").
 """
 
 from tf_contrastive.core.config import base_config
