@@ -39,5 +39,5 @@ def test_the_binaries_flag_parser_loads_a_config_by_name_as_by_path():
     by_name = parser.parse("instdisc_fashion_mnist")
     by_path = parser.parse(os.path.join(ROOT, "configs", "instdisc_fashion_mnist.py"))
     assert by_name.to_dict() == by_path.to_dict()
-    assert by_name.method == "instdisc" and by_name.train.epochs == 30
+    assert by_name.method == "instdisc" and by_name.train.epochs == 50
     assert parser.parse("default").train.epochs == 2
