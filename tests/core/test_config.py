@@ -34,6 +34,10 @@ def test_there_are_configs():
     ("augment.jitter_prob", 1.5, r"config.augment.jitter_prob: must be in \[0, 1\], got 1.5"),
     ("augment.blur_prob", -0.5, r"config.augment.blur_prob: must be in \[0, 1\]"),
     ("augment.blur_sigma_max", 0.05, "config.augment.blur_sigma_min: need 0 < blur_sigma_min"),
+    ("augment.erase_prob", 2.0, r"config.augment.erase_prob: must be in \[0, 1\], got 2.0"),
+    ("augment.erase_scale", (0.4, 0.2), r"config.augment.erase_scale: need \(low, high\) with "
+                                        r"0 < low <= high <= 1, got \(0.4, 0.2\)"),
+    ("augment.erase_ratio", (0.3,), r"config.augment.erase_ratio: need \(low, high\)"),
 ])
 def test_bad_values_name_the_key(key, value, match):
     cfg = base_config()

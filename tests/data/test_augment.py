@@ -106,3 +106,45 @@ def test_simclr_colour_strength_and_the_probabilities_of_jitter_and_blur():
     tv_in = np.abs(np.diff(x.numpy(), axis=2)).mean(axis=(1, 2, 3))
     assert (tv[blurred] < 0.8 * tv_in[blurred]).all()
     assert unchanged(blur_prob=0.0, jitter_prob=0.0, color_jitter=0.4)[0] == 1.0
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_random_erasing_sets_one_rectangle_within_the_scale_and_aspect(compiled):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.1, 1.0, (400, 28, 28, 2)).astype(np.float32)  # no pixel is 0 already
+    scale, ratio = (0.02, 0.33), (0.3, 3.3)
+
+    def fn(images, seed):
+        return augment.random_erase(images, seed, 0.5, scale, ratio, 0.0)
+
+    if compiled:
+        fn = tf.function(fn, jit_compile=True)
+    out = fn(tf.constant(x), tf.constant([7, 8], tf.int64)).numpy()
+    changed = out != x
+    assert (changed.all(axis=3) == changed.any(axis=3)).all()  # every channel, or none
+    erased = changed.any(axis=(1, 2, 3))
+    assert 0.4 < erased.mean() < 0.6  # probability 1/2 (a draw that fits is all but certain)
+    for img, mask in zip(out[erased], changed[erased, :, :, 0], strict=True):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+        assert mask.sum() == h * w  # one solid rectangle ...
+        assert (img[mask] == 0).all()  # ... of the fill value
+        assert h < 28 and w < 28
+        # Sides rounded from sqrt(area * aspect) and sqrt(area / aspect): half a pixel each.
+        assert scale[0] * 784 <= (h + 0.5) * (w + 0.5) and (h - 0.5) * (w - 0.5) <= scale[1] * 784
+        assert ratio[0] <= (h + 0.5) / (w - 0.5) and (h - 0.5) / (w + 0.5) <= ratio[1]
+    assert (out[~erased] == x[~erased]).all()
+
+
+def test_erasing_changes_nothing_but_the_rectangles_of_the_views():
+    x = tf.constant(np.random.default_rng(5).uniform(0.1, 1.0, (64, 16, 16, 3)), tf.float32)
+    seed = tf.constant([9, 10], tf.int64)
+    base = dict(flip=True, color_jitter=0.4, grayscale_prob=0.2, blur_prob=0.5,
+                jit_compile=False)
+    plain = augment.photometric(x, seed, ml_collections.ConfigDict(base)).numpy()
+    erased = augment.photometric(x, seed, ml_collections.ConfigDict(
+        {**base, "erase_prob": 1.0, "erase_value": 0.5})).numpy()
+    differ = (erased != plain).any(axis=3)
+    assert differ.any(axis=(1, 2)).mean() > 0.9
+    np.testing.assert_array_equal(erased[differ], 0.5)
+    np.testing.assert_array_equal(erased[~differ], plain[~differ])

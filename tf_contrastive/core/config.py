@@ -119,6 +119,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment.blur_prob = 0.0
     c.augment.blur_sigma_min = 0.1
     c.augment.blur_sigma_max = 2.0
+    # Random erasing last (torchvision's RandomErasing; 0 = off): with probability erase_prob
+    # one rectangle of erase_scale of the area, aspect in erase_ratio, set to erase_value.
+    c.augment.erase_prob = 0.0
+    c.augment.erase_scale = (0.02, 0.33)
+    c.augment.erase_ratio = (0.3, 3.3)
+    c.augment.erase_value = 0.0
     # Run flip + colour jitter + grayscale (+ blur) as one XLA-compiled function per batch: on the
     # ImageNet TFRecord pipeline 1.6x the images/s of the same ops run one by one (README).
     c.augment.jit_compile = True
@@ -390,12 +396,17 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
     if cfg.augment.hue != -1 and not 0 <= cfg.augment.hue <= 0.5:
         _fail("augment.hue", f"must be in [0, 0.5] (or -1: min(color_jitter, 0.5)), got "
               f"{cfg.augment.hue}")
-    for key in ("jitter_prob", "blur_prob"):
+    for key in ("jitter_prob", "blur_prob", "erase_prob", "erase_value"):
         if not 0 <= cfg.augment[key] <= 1:
             _fail(f"augment.{key}", f"must be in [0, 1], got {cfg.augment[key]}")
     if not 0 < cfg.augment.blur_sigma_min <= cfg.augment.blur_sigma_max:
         _fail("augment.blur_sigma_min", "need 0 < blur_sigma_min <= blur_sigma_max, got "
               f"{cfg.augment.blur_sigma_min}, {cfg.augment.blur_sigma_max}")
+    for key, top in (("erase_scale", 1.0), ("erase_ratio", float("inf"))):
+        pair = tuple(cfg.augment[key])
+        if len(pair) != 2 or not 0 < pair[0] <= pair[1] <= top:
+            _fail(f"augment.{key}", "need (low, high) with 0 < low <= high"
+                  f"{' <= 1' if top == 1 else ''}, got {pair}")
     if cfg.model.width < 1:
         _fail("model.width", f"must be >= 1, got {cfg.model.width}")
     if cfg.model.embedding_dim < 1:

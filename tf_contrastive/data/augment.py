@@ -152,6 +152,60 @@ def random_blur(images: tf.Tensor, seed: tf.Tensor, prob: float, sigma_min: floa
     return tf.where(pick, gaussian_blur(images, sigma, radius), images)
 
 
+ERASE_FOLD = 0x45524153  # "ERAS": random erasing's seed, folded out of the batch's
+ERASE_ATTEMPTS = 10  # torchvision's RandomErasing tries 10 rectangles before it gives up
+
+
+def erase_boxes(seed: tf.Tensor, batch, height: int, width: int, scale: tuple[float, float],
+                ratio: tuple[float, float]) -> tuple[tf.Tensor, tf.Tensor]:
+    """torchvision RandomErasing's rectangles for a batch of ``height`` x ``width`` images.
+
+    Per image up to :data:`ERASE_ATTEMPTS` draws of an area in ``scale`` of the image and
+    a log-uniform aspect in ``ratio``, sides h = round(sqrt(area * aspect)) and w =
+    round(sqrt(area / aspect)); the first draw with h < height and w < width is placed
+    uniformly. Returns ([batch, 4] int32 (y, x, h, w), [batch] bool: a draw fitted).
+    """
+    s_area, s_ratio, s_y, s_x = _split(seed, 4)
+    shape = [batch, ERASE_ATTEMPTS]
+    area = tf.random.stateless_uniform(shape, s_area, scale[0], scale[1]) * (height * width)
+    aspect = tf.exp(tf.random.stateless_uniform(shape, s_ratio, tf.math.log(ratio[0]),
+                                                tf.math.log(ratio[1])))
+    h = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
+    w = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
+    fits = (h < height) & (w < width)
+    first = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)
+    h = tf.gather(h, first, axis=1, batch_dims=1)
+    w = tf.gather(w, first, axis=1, batch_dims=1)
+    # torch.randint(0, height - h + 1): an integer in [0, height - h].
+    y = tf.random.stateless_uniform([batch], s_y) * tf.cast(height - h + 1, tf.float32)
+    x = tf.random.stateless_uniform([batch], s_x) * tf.cast(width - w + 1, tf.float32)
+    y = tf.minimum(tf.cast(y, tf.int32), height - h)
+    x = tf.minimum(tf.cast(x, tf.int32), width - w)
+    return tf.stack([y, x, h, w], axis=1), tf.reduce_any(fits, axis=1)
+
+
+def random_erase(images: tf.Tensor, seed: tf.Tensor, prob: float,
+                 scale: tuple[float, float] = (0.02, 0.33),
+                 ratio: tuple[float, float] = (0.3, 3.3), value: float = 0.0) -> tf.Tensor:
+    """Random erasing (Zhong et al. 2020; torchvision's RandomErasing): with probability
+    ``prob`` an image has one rectangle of :func:`erase_boxes` set to ``value`` in every
+    channel (an image none of whose draws fits is left as it is)."""
+    if prob <= 0:
+        return images
+    s_pick, s_box = _split(seed, 2)
+    batch = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    boxes, fits = erase_boxes(s_box, batch, height, width, scale, ratio)
+    pick = (tf.random.stateless_uniform([batch], s_pick) < prob) & fits
+    y, x, h, w = (boxes[:, k, None] for k in range(4))
+    rows = tf.range(height)[None]
+    cols = tf.range(width)[None]
+    in_rows = (rows >= y) & (rows < y + h) & pick[:, None]  # [B, H]
+    in_cols = (cols >= x) & (cols < x + w)  # [B, W]
+    inside = (in_rows[:, :, None] & in_cols[:, None, :])[..., None]
+    return tf.where(inside, tf.cast(value, images.dtype), images)
+
+
 def random_flip(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     flip = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1, 1], seed) < 0.5
     return tf.where(flip, tf.reverse(images, axis=[2]), images)
@@ -166,7 +220,8 @@ def random_grayscale(images: tf.Tensor, seed: tf.Tensor, prob: float) -> tf.Tens
 
 def _photometric(images: tf.Tensor, seed: tf.Tensor, flip: bool, jitter: float,
                  gray_prob: float, hue: float = -1.0, jitter_prob: float = 1.0,
-                 blur: tuple[float, float, float] = (0.0, 0.1, 2.0)) -> tf.Tensor:
+                 blur: tuple[float, float, float] = (0.0, 0.1, 2.0),
+                 erase: tuple = (0.0, (0.02, 0.33), (0.3, 3.3), 0.0)) -> tf.Tensor:
     # The extra seeds only when their ops are on: with the defaults the draws (and the
     # views) stay those of the 3-way split every run before them was trained with.
     extra = jitter_prob < 1 or blur[0] > 0
@@ -177,7 +232,12 @@ def _photometric(images: tf.Tensor, seed: tf.Tensor, flip: bool, jitter: float,
         pick = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], rest[0]) < jitter_prob
         jittered = tf.where(pick, jittered, x)
     x = random_grayscale(jittered, s_gray, gray_prob)
-    return random_blur(x, rest[1], *blur) if extra else x
+    x = random_blur(x, rest[1], *blur) if extra else x
+    if erase[0] > 0:
+        # Its own seed folded out of the batch's, so that turning erasing on leaves every
+        # other draw as it was: the views differ only by the erased rectangles.
+        x = random_erase(x, tf.random.experimental.stateless_fold_in(seed, ERASE_FOLD), *erase)
+    return x
 
 
 @functools.lru_cache(maxsize=16)
@@ -191,7 +251,8 @@ def _compiled_photometric(*args):
 
 def photometric(images: tf.Tensor, seed: tf.Tensor, aug_cfg) -> tf.Tensor:
     """Flip, colour jitter (with probability ``jitter_prob``), random grayscale and
-    Gaussian blur (with probability ``blur_prob``) of a batch in [0, 1], in SimCLR's order.
+    Gaussian blur (with probability ``blur_prob``) of a batch in [0, 1], in SimCLR's order,
+    then random erasing (with probability ``erase_prob``, last as in torchvision's recipes).
 
     With ``aug_cfg.jit_compile`` (the default) as one XLA-compiled function. XLA
     draws other random numbers than TensorFlow's own kernels for the same seed
@@ -201,7 +262,11 @@ def photometric(images: tf.Tensor, seed: tf.Tensor, aug_cfg) -> tf.Tensor:
     args = (bool(aug_cfg.flip), float(aug_cfg.color_jitter), float(aug_cfg.grayscale_prob),
             float(aug_cfg.get("hue", -1.0)), float(aug_cfg.get("jitter_prob", 1.0)),
             (float(aug_cfg.get("blur_prob", 0.0)), float(aug_cfg.get("blur_sigma_min", 0.1)),
-             float(aug_cfg.get("blur_sigma_max", 2.0))))
+             float(aug_cfg.get("blur_sigma_max", 2.0))),
+            (float(aug_cfg.get("erase_prob", 0.0)),
+             tuple(float(v) for v in aug_cfg.get("erase_scale", (0.02, 0.33))),
+             tuple(float(v) for v in aug_cfg.get("erase_ratio", (0.3, 3.3))),
+             float(aug_cfg.get("erase_value", 0.0))))
     if aug_cfg.get("jit_compile", False):
         return _compiled_photometric(*args)(images, seed)
     return _photometric(images, seed, *args)
