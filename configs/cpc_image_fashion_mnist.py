@@ -7,6 +7,12 @@ layer-norm ResNet (widths 16/32/64) encodes patches, a 2-block masked-conv
 context network predicts up to 3 rows ahead in all four directions, negatives
 are every other patch of the batch, Adam. Evaluation: linear probe (and kNN)
 on the mean-pooled patch features of the whole 28 px image.
+
+Measured here (2-core Xeon, oneDNN on, XLA off, nothing else running), 5 epochs:
+32 min wall (1857 s training); linear probe top-1 82.90% (untrained network
+71.90%), weighted kNN 78.13% (untrained 68.68%), kNN monitor 77.97% after epoch 3,
+one run. One epoch gave 80.01% / 74.35%. Evaluate with
+``python -m tf_contrastive.evaluate --workdir=RUN --protocols=linear,knn``.
 """
 
 from tf_contrastive.core.config import base_config
@@ -34,6 +40,8 @@ def get_config():
     c.optimizer.weight_decay = 0.0
     c.optimizer.schedule = "cosine"
     c.train.batch_size = 64
-    c.train.epochs = 1
+    c.train.epochs = 5  # 1: linear probe 80.01%; 5: 82.90%
     c.eval.knn_sigma = 0.1
+    c.eval.every_epochs = 3
+    c.eval.knn_at_init = False  # the untrained figures: evaluate --untrained
     return c
