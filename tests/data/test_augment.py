@@ -148,3 +148,31 @@ def test_erasing_changes_nothing_but_the_rectangles_of_the_views():
     assert differ.any(axis=(1, 2)).mean() > 0.9
     np.testing.assert_array_equal(erased[differ], 0.5)
     np.testing.assert_array_equal(erased[~differ], plain[~differ])
+
+
+def _numpy_antialiased_bilinear(img, size):
+    """Separable triangle-filter resize, the filter widened by the shrink factor (PIL's
+    BILINEAR, TF's antialiased bilinear): taps outside the image dropped, weights
+    renormalised."""
+
+    def matrix(n_in):
+        f = n_in / size
+        support = max(f, 1.0)
+        centre = (np.arange(size) + 0.5) * f
+        x = np.arange(n_in) + 0.5
+        w = np.maximum(0.0, 1.0 - np.abs((x[None] - centre[:, None]) / support))
+        return w / w.sum(1, keepdims=True)
+
+    wy, wx = matrix(img.shape[0]), matrix(img.shape[1])
+    return np.einsum("oh,hwc,pw->opc", wy, img.astype(np.float64), wx)
+
+
+@pytest.mark.parametrize("shape", [(150, 200), (224, 224), (400, 450), (440, 200), (100, 300)])
+def test_crop_resize_matches_numpy_antialiased_bilinear(shape):
+    # Crops no larger than the output on both sides take the plain bilinear path; the
+    # pixels must be those of the antialiased filter either way.
+    img = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3)).astype(np.uint8)
+    got = augment._to_unit(tf.constant(img), 224).numpy()
+    want = np.clip(_numpy_antialiased_bilinear(img, 224) / 255.0, 0, 1)
+    assert got.shape == (224, 224, 3)
+    np.testing.assert_allclose(got, want, atol=2e-5)

@@ -276,8 +276,19 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def _to_unit(image: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 [h, w, C] -> float [size, size, C] in [0, 1] (antialiased bilinear)."""
-    image = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
+    """uint8 [h, w, C] -> float [size, size, C] in [0, 1] (antialiased bilinear).
+
+    A crop no larger than ``size`` on either side is only enlarged, where antialiasing
+    widens no filter: plain bilinear (half-pixel centres) gives the same pixels, up to
+    float rounding, without ScaleAndTranslate's cost (the costliest op of the JPEG
+    crop; figures in WORKSPACE.md).
+    """
+    shape = tf.shape(image)
+    enlarge = tf.logical_and(shape[0] <= size, shape[1] <= size)
+    image = tf.cond(enlarge,
+                    lambda: tf.image.resize(image, [size, size], method="bilinear"),
+                    lambda: tf.image.resize(image, [size, size], method="bilinear",
+                                            antialias=True))
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
 
