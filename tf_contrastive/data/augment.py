@@ -281,7 +281,7 @@ def _to_unit(image: tf.Tensor, size: int) -> tf.Tensor:
     A crop no larger than ``size`` on either side is only enlarged, where antialiasing
     widens no filter: plain bilinear (half-pixel centres) gives the same pixels, up to
     float rounding, without ScaleAndTranslate's cost (the costliest op of the JPEG
-    crop; figures in WORKSPACE.md).
+    crop; figures in the README, "Speed on this machine").
     """
     shape = tf.shape(image)
     enlarge = tf.logical_and(shape[0] <= size, shape[1] <= size)
