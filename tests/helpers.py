@@ -89,9 +89,15 @@ def make_audio_records(
 _RUNNER = textwrap.dedent("""
     import json, os, signal, sys, time
     import tf_contrastive  # first, as in the binaries: before TensorFlow is imported
-    from tests.helpers import smoke_cfg
+    from tf_contrastive.core import runtime
+    from tf_contrastive.core.config import sibling_config
 
     jobs, logical_cpus = json.loads(sys.argv[1]), int(sys.argv[2])
+    if any(j["overrides"].get("deterministic",
+                              sibling_config("configs/x.py", j["config"] + ".py").deterministic)
+           for j in jobs):  # deterministic runs: oneDNN as the train binary chooses it
+        print(runtime.for_deterministic().line(), flush=True)
+    from tests.helpers import smoke_cfg
     import tensorflow as tf
     if logical_cpus:  # before the runtime starts, as tests/conftest.py does
         tf.config.set_logical_device_configuration(

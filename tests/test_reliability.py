@@ -77,6 +77,8 @@ def _final_weights(workdir):
 
 _RUNNER = """
 import os, random, signal, sys, threading, time
+from tf_contrastive.core import runtime  # every run here is deterministic: the train
+runtime.for_deterministic()  # binary's oneDNN choice (before TensorFlow is imported)
 import keras
 from absl import flags
 from ml_collections import config_flags

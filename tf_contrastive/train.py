@@ -16,12 +16,13 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from tf_contrastive import trainer
 from tf_contrastive.core import runtime
-from tf_contrastive.core.config import ConfigNameParser
+from tf_contrastive.core.config import ConfigNameParser, default_config_path
 
+# TensorFlow (imported by ``trainer``) comes after the config is read: deterministic mode
+# may change TF_ENABLE_ONEDNN_OPTS, which TensorFlow reads once, when it is imported.
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", trainer.DEFAULT_CONFIG,
+    "config", default_config_path(),
     "Config: a get_config() Python file, or a shipped config's name (instdisc_fashion_mnist).",
     lock_config=True)
 flags.FLAGS["config"].parser = ConfigNameParser("config", lock_config=True)
@@ -35,6 +36,10 @@ def main(argv):
     cfg = _CONFIG.value
     # The package's import already set oneDNN/threads (before TensorFlow); XLA is per method.
     choice = runtime.apply()
+    if cfg.deterministic:
+        choice = runtime.for_deterministic(choice)
+    from tf_contrastive import trainer
+
     user_set = any(a.startswith(("--config.jit_compile", "-config.jit_compile"))
                    for a in sys.argv[1:])
     jit = choice.xla_for(cfg.method, cfg.jit_compile, cfg.deterministic, user_set)

@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_contrastive.core import checkpoint as ckpt_lib
-from tf_contrastive.core import distribute
+from tf_contrastive.core import distribute, runtime
 from tf_contrastive.core import fingerprint as fp_lib
-from tf_contrastive.core.config import config_dir, load_run_config
+from tf_contrastive.core.config import default_config_path, load_run_config
 from tf_contrastive.core.export import save_keras
 from tf_contrastive.core.schedules import build_optimizer
 from tf_contrastive.core.summaries import RunMonitor, write_projector
@@ -27,7 +27,7 @@ from tf_contrastive.eval.callbacks import KNNMonitor
 from tf_contrastive.methods import get_method, other_sections, validate
 
 # The no-flags job; shipped in the wheel too (core.config.config_dir).
-DEFAULT_CONFIG = os.path.join(config_dir(), "default.py")
+DEFAULT_CONFIG = default_config_path()
 
 def _fill_bank(strategy, model, cfg) -> None:
     """Warm start: every bank row set to the initial network's feature of its image."""
@@ -186,6 +186,12 @@ def _run(cfg, workdir: str, verbose, return_model: bool, callbacks):
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
+        state = runtime.tf_state()
+        if state["onednn"] and not runtime.this_machine().tf_onednn_default:
+            print(f"warning: {runtime.DETERMINISTIC_ONEDNN}, and TensorFlow has them on in this "
+                  "process: reruns and resumes may not be bit-identical (call "
+                  "tf_contrastive.core.runtime.for_deterministic() before importing "
+                  "TensorFlow, as the train binary does)", flush=True)
     strategy = distribute.make_strategy(cfg.strategy, cfg.tpu_address)
     info = pipeline.describe(cfg.dataset)
     replicas = strategy.num_replicas_in_sync

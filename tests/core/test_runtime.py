@@ -215,3 +215,48 @@ def test_the_train_binary_prints_one_runtime_line(tmp_path):
     assert "XLA on for instdisc (measured here" in lines[0] and "threads intra=" in lines[0]
     with open(tmp_path / "run" / "config.json") as f:
         assert json.load(f)["jit_compile"] is True  # the run really used XLA
+
+
+def test_deterministic_mode_turns_off_the_onednn_the_runtime_turned_on():
+    env = {}
+    chosen = runtime.decide(EPYC, env)
+    env.update(chosen.env)
+    c = runtime.for_deterministic(chosen, EPYC, env, tf_imported=False)
+    assert c.onednn is False and env["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert c.onednn_reason == runtime.DETERMINISTIC_ONEDNN
+    assert c.line().startswith("runtime: oneDNN off (deterministic mode: ")
+    # A child process decides afresh: the "0" is the runtime's, not the user's.
+    assert "TF_ENABLE_ONEDNN_OPTS" in env[runtime._OURS].split(",")
+    assert runtime.decide(EPYC, env).onednn is True
+
+
+def test_deterministic_mode_keeps_tensorflows_default_and_the_users_choice():
+    xeon = runtime.decide(XEON, {})
+    assert runtime.for_deterministic(xeon, XEON, {}, tf_imported=False) == xeon
+    env = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    c = runtime.for_deterministic(runtime.decide(EPYC, env), EPYC, env, tf_imported=False)
+    assert c.onednn is True and env == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert "set by the user" in c.onednn_reason and "may not be bit-identical" in c.onednn_reason
+    env = {}
+    late = runtime.decide(EPYC, env)
+    c = runtime.for_deterministic(late, EPYC, env, tf_imported=True)
+    assert c.onednn is True and env == {} and "TensorFlow was imported first" in c.onednn_reason
+
+
+def test_deterministic_mode_sets_onednn_off_before_tensorflow_reads_it(tmp_path):
+    # An AVX2-only machine's choice, applied in a fresh process on whatever CPU this is:
+    # TensorFlow then runs with oneDNN off, even where its own default is on.
+    script = (
+        "import os, sys\n"
+        "from tf_contrastive.core import runtime\n"
+        f"m = runtime.Machine({EPYC.model!r}, frozenset({sorted(EPYC.flags)!r}), 2)\n"
+        "c = runtime.decide(m, os.environ)\n"
+        "os.environ.update(c.env)\n"
+        "c = runtime.for_deterministic(c, m)\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        "print(c.onednn, runtime.tf_state()['onednn'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=_env(tmp_path), timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-2:] == ["False", "False"]

@@ -16,11 +16,10 @@ import re
 from collections.abc import Callable, Sequence
 
 import ml_collections
-import tensorflow as tf
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
-from tf_contrastive.core.distribute import STRATEGIES
-from tf_contrastive.core.schedules import OPTIMIZERS, SCHEDULES
+# No TensorFlow at import: the train binary reads its config (deterministic mode) before
+# TensorFlow reads TF_ENABLE_ONEDNN_OPTS, which it does once, when it is imported.
 
 # Facts of a run kept in its fingerprint (core/fingerprint.py) beside the config keys.
 RUN_FACTS = ("run.num_train", "run.train_shards", "run.train_digest", "run.image_shape",
@@ -300,6 +299,11 @@ def config_dir() -> str:
     return os.path.join(os.path.dirname(package), "configs")
 
 
+def default_config_path() -> str:
+    """The no-flags job's config (``configs/default.py``; shipped in the wheel too)."""
+    return os.path.join(config_dir(), "default.py")
+
+
 def config_names() -> list[str]:
     """Names of the shipped configs (``default``, ``instdisc_fashion_mnist``, ...)."""
     directory = config_dir()
@@ -362,6 +366,9 @@ def validate(cfg: ml_collections.ConfigDict, num_instances: int | None = None,
     section rules (owned above ``core``), is ``tf_contrastive.methods.validate``,
     which calls this.
     """
+    from tf_contrastive.core.distribute import STRATEGIES
+    from tf_contrastive.core.schedules import OPTIMIZERS, SCHEDULES
+
     for rule in rules:
         rule(cfg)
     if cfg.optimizer.schedule not in SCHEDULES:
@@ -483,6 +490,8 @@ def _merge(dst: ml_collections.ConfigDict, src: dict, prefix: str, origin: str) 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     """The resolved config a training run wrote to ``<workdir>/config.json``."""
+    import tensorflow as tf  # gfile: the run dir may be on gs:// or hdfs://
+
     path = os.path.join(workdir, "config.json")
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"--workdir {workdir}: no config.json (not a training run dir)")

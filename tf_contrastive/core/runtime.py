@@ -21,6 +21,12 @@ turns every automatic choice off. :func:`decide` is a pure function of the CPU
 flags, the environment and the settings; :func:`apply` puts its choice into
 ``os.environ`` and is what ``import tf_contrastive`` and the binaries call.
 This module never imports TensorFlow at its top.
+
+Deterministic mode (``config.deterministic``) gets bit-identical reruns and resumes only
+from deterministic kernels: where the runtime turned oneDNN on against TensorFlow's
+default, :func:`for_deterministic` turns it off again and says so (its AVX2 kernels gave
+two identical runs that differed in 165 of 170 checkpoint variables on a 2-core AMD EPYC
+without AVX-512, while TensorFlow's default oneDNN on AVX-512 CPUs resumed bit-identically).
 """
 
 from __future__ import annotations
@@ -300,6 +306,52 @@ def apply(env: os._Environ | dict | None = None, cpuinfo: str = "/proc/cpuinfo")
     else:
         env.update(choice.env)  # decide() never chooses a variable the user set
     _APPLIED = choice
+    return choice
+
+
+DETERMINISTIC_ONEDNN = (
+    "deterministic mode: oneDNN's kernels are not bit-identical run to run on a CPU where "
+    "TensorFlow leaves them off"
+)
+
+
+def for_deterministic(
+    choice: Choice | None = None,
+    machine: Machine | None = None,
+    env: os._Environ | dict | None = None,
+    tf_imported: bool | None = None,
+) -> Choice:
+    """The choice for a run in deterministic mode, applied to ``env`` (``os.environ``).
+
+    oneDNN the runtime (or a settings file) turned on where TensorFlow's own default is
+    off is turned off again, before TensorFlow is imported. A ``TF_ENABLE_ONEDNN_OPTS=1``
+    the user set is kept, and so is everything once TensorFlow has been imported; the
+    reason then says the run may not be bit-identical. ``choice`` defaults to
+    :func:`apply`'s; in your own script, call this after ``import tf_contrastive`` and
+    before importing TensorFlow.
+    """
+    global _APPLIED
+    choice = apply() if choice is None else choice
+    machine = this_machine() if machine is None else machine
+    env = os.environ if env is None else env
+    if choice.onednn is not True or machine.tf_onednn_default:
+        return choice
+    if choice.env.get("TF_ENABLE_ONEDNN_OPTS") != "1":  # the user's own TF_ENABLE_ONEDNN_OPTS
+        return dataclasses.replace(choice, onednn_reason=(
+            f"{choice.onednn_reason}; {DETERMINISTIC_ONEDNN}, so this run may not be "
+            "bit-identical (TF_ENABLE_ONEDNN_OPTS=0 would be)"))
+    if tf_imported is None:
+        tf_imported = "tensorflow" in sys.modules
+    if not choice.applied_before_tf or tf_imported:
+        return dataclasses.replace(choice, onednn_reason=(
+            f"{choice.onednn_reason}; {DETERMINISTIC_ONEDNN}, but TensorFlow was imported "
+            "first, so this run may not be bit-identical"))
+    new_env = dict(choice.env, TF_ENABLE_ONEDNN_OPTS="0")
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0"  # already listed in _OURS: children decide afresh
+    choice = dataclasses.replace(
+        choice, onednn=False, onednn_reason=DETERMINISTIC_ONEDNN, env=new_env)
+    if _APPLIED is not None:
+        _APPLIED = choice
     return choice
 
 
