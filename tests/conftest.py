@@ -32,9 +32,49 @@ import pytest  # noqa: E402
 _SHARED_GROUPS = {os.path.join("tests", "e2e"): "e2e"}
 
 
+# The slow tier (marker ``slow``): not run by the README's test command (pyproject.toml's
+# ``-m "not slow"``), which must end within 15 minutes on a 2-core CI machine; run it with
+# ``-m slow`` (or everything with ``-m ""``) before changing what these cover. Each has a
+# cheaper sibling in the default tier, named after the ``#``. Besides these, the tests marked
+# ``@pytest.mark.slow`` where they are defined (the wheel build, every config and flag row).
+_SLOW_TIER = (
+    # The shared smoke runs and everything built on them (exports of every method reloaded
+    # in a fresh process, SIGKILL resumes of four runs, evaluate on a SavedModel, MoCo,
+    # MirroredStrategy): ~22 min of one worker on a 2-core AVX2 EPYC.
+    # # test_train_e2e.py, test_reliability.py, test_cpc_e2e.py, core/test_export.py
+    "tests/e2e/",
+    # # the same test for instdisc and cmc (banks, gathered negatives, the online probe)
+    "tests/methods/test_replicas.py::test_two_replicas_equal_one_device[invaspread]",
+    "tests/methods/test_replicas.py::test_two_replicas_equal_one_device[cpc_audio]",
+    "tests/methods/test_replicas.py::test_two_replicas_equal_one_device[cpc_image]",
+    "tests/methods/test_replicas.py::test_two_replicas_equal_one_device[moco]",
+    "tests/methods/test_replicas.py::test_two_replicas_equal_one_device[simclr]",
+    # # test_readers_e2e.py::test_image_folder_trains_through_the_binary; the readers in
+    # tests/data/test_cifar.py, test_stl10.py and test_tfds_imagenet.py
+    "tests/test_readers_e2e.py::test_stl10_cifar10_and_tfds_imagenet_train_through_the_trainer",
+    # # test_train_e2e.py's InstDisc runs; converted records read in
+    # tests/data/test_imagenet_tfrecords.py
+    "tests/test_train_e2e.py::test_cmc_on_grayscale_trains_and_exports",
+    "tests/test_train_e2e.py::test_cmc_lab_on_converted_imagenet_tfrecords",
+    # # the mid-epoch backup and SIGKILL-in-save resumes of the same module
+    "tests/test_reliability.py::test_a_damaged_newest_checkpoint_falls_back_to_the_one_before",
+    # # test_cpc_e2e.py's audio run (trains, resumes, exports)
+    "tests/test_cpc_e2e.py::test_cpc_image_trains_resumes_and_exports",
+    # # test_labels.py::test_train_only_data_dir_trains_with_knn_off
+    "tests/data/test_labels.py::test_readme_multiview_command_trains_with_knn_from_classes_json",
+    # # test_multiview.py's reader tests
+    "tests/data/test_multiview.py::test_three_view_cmc_trains_and_exports",
+    # # test_mixed_precision.py's smoke runs under mixed precision
+    "tests/methods/test_mixed_precision.py::test_cmc_runs_under_bfloat16",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = os.path.relpath(str(item.path), _ROOT)
+        node = path + item.nodeid[len(item.nodeid.split("::")[0]):]
+        if node.startswith(_SLOW_TIER):
+            item.add_marker(pytest.mark.slow)
         group = next((g for d, g in _SHARED_GROUPS.items() if path.startswith(d + os.sep)),
                      path)
         item.add_marker(pytest.mark.xdist_group(group))
