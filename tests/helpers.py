@@ -90,14 +90,16 @@ _RUNNER = textwrap.dedent("""
     import json, os, signal, sys, time
     import tf_contrastive  # first, as in the binaries: before TensorFlow is imported
     from tf_contrastive.core import runtime
-    from tf_contrastive.core.config import sibling_config
+    from tf_contrastive.core.config import config_dir, sibling_config
 
     jobs, logical_cpus = json.loads(sys.argv[1]), int(sys.argv[2])
-    if any(j["overrides"].get("deterministic",
-                              sibling_config("configs/x.py", j["config"] + ".py").deterministic)
-           for j in jobs):  # deterministic runs: oneDNN as the train binary chooses it
+    cfgs = []  # each job's config, read once and before TensorFlow, as the train binary does
+    for job in jobs:
+        cfg = sibling_config(os.path.join(config_dir(), "__init__.py"), job["config"] + ".py")
+        cfg.update_from_flattened_dict(job["overrides"])
+        cfgs.append(cfg)
+    if any(cfg.deterministic for cfg in cfgs):  # oneDNN as the train binary chooses it
         print(runtime.for_deterministic().line(), flush=True)
-    from tests.helpers import smoke_cfg
     import tensorflow as tf
     if logical_cpus:  # before the runtime starts, as tests/conftest.py does
         tf.config.set_logical_device_configuration(
@@ -120,10 +122,8 @@ _RUNNER = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
-    for job in jobs:
+    for job, cfg in zip(jobs, cfgs):
         t0 = time.perf_counter()
-        cfg = smoke_cfg(job["config"])
-        cfg.update_from_flattened_dict(job["overrides"])
         kill = [KillAt(*job["kill_at"])] if job.get("kill_at") else []
         results, model = trainer.run(cfg, job["workdir"], verbose=0, callbacks=kill,
                                      return_model=True)
