@@ -153,7 +153,16 @@ def train_in_subprocess(jobs: list[dict], logical_cpus: int = 2) -> str:
     )
     expected = -signal.SIGKILL if jobs[-1].get("kill_at") else 0
     assert proc.returncode == expected, (proc.returncode, proc.stdout[-1000:], proc.stderr[-3000:])
+    # A function AutoGraph fails on runs unconverted, with a warning a user cannot act on
+    # (an empty hook's body, a helper without source): every training job here is checked.
+    assert "AutoGraph could not transform" not in proc.stderr, _autograph_lines(proc.stderr)
     return proc.stdout
+
+
+def _autograph_lines(stderr: str) -> str:
+    lines = stderr.splitlines()
+    at = [i for i, line in enumerate(lines) if "AutoGraph could not transform" in line]
+    return "\n".join(lines[i] + "\n" + (lines[i + 1] if i + 1 < len(lines) else "") for i in at)
 
 
 def invaspread_reference(x: np.ndarray, tau: float = 0.1) -> float:

@@ -184,6 +184,10 @@ class ShardCatalog:
         self._maxsize = maxsize
         self._indexes: collections.OrderedDict = collections.OrderedDict()
 
+    # Plain Python on file names and sizes. It runs while tf.data traces an epoch's
+    # function; left to AutoGraph, it would be converted call by call and warn that
+    # os.path.getsize has no source.
+    @tf.autograph.experimental.do_not_convert
     def index(self, data_dir: str, split: str, skip_bad: bool = False) -> ShardIndex:
         files = shard_files(data_dir, split)
         key = (data_dir, split, bool(skip_bad))

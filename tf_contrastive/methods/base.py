@@ -154,6 +154,9 @@ class ContrastiveModel(keras.Model):
 
     def after_step(self, data: dict, step: Step) -> None:
         """State updates after the optimizer step (memory banks, Z); default none."""
+        # A statement, not only the docstring: AutoGraph drops docstrings, and an empty
+        # body is a syntax error in its generated code (it warned on every such method).
+        del data, step
 
     def train_step(self, data):
         probe_feats, before_method = None, contextlib.nullcontext()
