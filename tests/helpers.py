@@ -155,13 +155,16 @@ def train_in_subprocess(jobs: list[dict], logical_cpus: int = 2) -> str:
     assert proc.returncode == expected, (proc.returncode, proc.stdout[-1000:], proc.stderr[-3000:])
     # A function AutoGraph fails on runs unconverted, with a warning a user cannot act on
     # (an empty hook's body, a helper without source): every training job here is checked.
-    assert "AutoGraph could not transform" not in proc.stderr, _autograph_lines(proc.stderr)
+    assert _AUTOGRAPH_FAILED not in proc.stderr, _autograph_lines(proc.stderr)
     return proc.stdout
+
+
+_AUTOGRAPH_FAILED = "AutoGraph could not transform"
 
 
 def _autograph_lines(stderr: str) -> str:
     lines = stderr.splitlines()
-    at = [i for i, line in enumerate(lines) if "AutoGraph could not transform" in line]
+    at = [i for i, line in enumerate(lines) if _AUTOGRAPH_FAILED in line]
     return "\n".join(lines[i] + "\n" + (lines[i + 1] if i + 1 < len(lines) else "") for i in at)
 
 
